@@ -1,0 +1,1 @@
+"""The ``colorize`` command line: one subcommand per module in :mod:`colorize.commands`."""

@@ -1,0 +1,148 @@
+"""Colour science in torch: sRGB <-> linear RGB <-> XYZ (D65) <-> CIE Lab.
+
+Pure, batched, device-agnostic and differentiable. Image tensors hold channels on dim -3, so ``(3, H, W)``,
+``(B, 3, H, W)`` and ``(3, 1, 1)`` pixels all work. sRGB values are floats in [0, 1]; L* is in [0, 100].
+Nothing else in the project converts colour spaces: the decoder, predictor, trainer and evaluator all call here.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import Tensor
+
+# IEC 61966-2-1 sRGB primaries with a D65 white point (Lindbloom's matrices).
+_RGB_TO_XYZ = (
+    (0.4124564, 0.3575761, 0.1804375),
+    (0.2126729, 0.7151522, 0.0721750),
+    (0.0193339, 0.1191920, 0.9503041),
+)
+D65_WHITE = (0.95047, 1.0, 1.08883)
+
+_EPS = (6.0 / 29.0) ** 3  # CIE's epsilon, 216/24389
+_KAPPA_INV = 1.0 / (3.0 * (6.0 / 29.0) ** 2)
+
+# a*b* normalisation for the network's sigmoid output: [-AB_RANGE, AB_RANGE] <-> [0, 1].
+AB_RANGE = 128.0
+
+
+def _matrix(values: tuple[tuple[float, ...], ...], like: Tensor) -> Tensor:
+    return torch.tensor(values, dtype=like.dtype, device=like.device)
+
+
+def _apply_matrix(m: Tensor, x: Tensor) -> Tensor:
+    # x: (..., 3, H, W); contract the channel dim with the matrix rows.
+    return torch.einsum("ij,...jhw->...ihw", m, x)
+
+
+def srgb_to_linear(rgb: Tensor) -> Tensor:
+    """Undo the sRGB transfer curve."""
+    low = rgb / 12.92
+    high = ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4
+    return torch.where(rgb <= 0.04045, low, high)
+
+
+def linear_to_srgb(linear: Tensor) -> Tensor:
+    """Apply the sRGB transfer curve."""
+    low = linear * 12.92
+    high = 1.055 * linear.clamp(min=0.0031308) ** (1.0 / 2.4) - 0.055
+    return torch.where(linear <= 0.0031308, low, high)
+
+
+def linear_to_xyz(linear: Tensor) -> Tensor:
+    return _apply_matrix(_matrix(_RGB_TO_XYZ, linear), linear)
+
+
+def xyz_to_linear(xyz: Tensor) -> Tensor:
+    m = torch.linalg.inv(_matrix(_RGB_TO_XYZ, xyz).double()).to(xyz.dtype)
+    return _apply_matrix(m, xyz)
+
+
+def _f(t: Tensor) -> Tensor:
+    return torch.where(t > _EPS, t.clamp(min=_EPS) ** (1.0 / 3.0), t * _KAPPA_INV + 4.0 / 29.0)
+
+
+def _f_inv(t: Tensor) -> Tensor:
+    return torch.where(t > 6.0 / 29.0, t**3, (t - 4.0 / 29.0) / _KAPPA_INV)
+
+
+def xyz_to_lab(xyz: Tensor) -> Tensor:
+    white = torch.tensor(D65_WHITE, dtype=xyz.dtype, device=xyz.device).view(3, 1, 1)
+    fx, fy, fz = _f(xyz / white).unbind(dim=-3)
+    lightness = 116.0 * fy - 16.0
+    a = 500.0 * (fx - fy)
+    b = 200.0 * (fy - fz)
+    return torch.stack((lightness, a, b), dim=-3)
+
+
+def lab_to_xyz(lab: Tensor) -> Tensor:
+    lightness, a, b = lab.unbind(dim=-3)
+    fy = (lightness + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = fy - b / 200.0
+    white = torch.tensor(D65_WHITE, dtype=lab.dtype, device=lab.device).view(3, 1, 1)
+    return torch.stack((_f_inv(fx), _f_inv(fy), _f_inv(fz)), dim=-3) * white
+
+
+def rgb_to_lab(rgb: Tensor) -> Tensor:
+    """sRGB in [0, 1] -> CIE Lab (D65)."""
+    return xyz_to_lab(linear_to_xyz(srgb_to_linear(rgb)))
+
+
+def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
+    """CIE Lab (D65) -> sRGB; out-of-gamut values are clipped to [0, 1] unless ``clip`` is False."""
+    rgb = linear_to_srgb(xyz_to_linear(lab_to_xyz(lab)).clamp(min=0.0))
+    return rgb.clamp(0.0, 1.0) if clip else rgb
+
+
+def lightness_from_luminance(y: Tensor) -> Tensor:
+    """Relative luminance Y (white = 1) -> L*."""
+    return 116.0 * _f(y) - 16.0
+
+
+def normalize_ab(ab: Tensor) -> Tensor:
+    """a*b* in [-AB_RANGE, AB_RANGE] -> [0, 1], the range of the network's sigmoid output."""
+    return (ab / AB_RANGE + 1.0) * 0.5
+
+
+def denormalize_ab(ab_norm: Tensor) -> Tensor:
+    return (ab_norm * 2.0 - 1.0) * AB_RANGE
+
+
+def normalize_lightness(lightness: Tensor) -> Tensor:
+    """L* in [0, 100] -> [0, 1], the network's input range."""
+    return lightness / 100.0
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb8_linear_lut() -> np.ndarray:
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    return srgb_to_linear(levels).numpy().astype(np.float32)
+
+
+def srgb8_to_lightness(pixels: np.ndarray) -> np.ndarray:
+    """L* of 8-bit sRGB pixels, ``(H, W, 3)`` RGB or ``(H, W)`` grey, as float32 ``(H, W)``.
+
+    The same maths as :func:`rgb_to_lab`, through a 256-entry table, which is several times faster on a CPU
+    than converting the whole image (only L* is needed to colorize).
+    """
+    linear = _srgb8_linear_lut()[pixels]
+    if linear.ndim == 3:
+        y_row = np.asarray(_RGB_TO_XYZ[1], dtype=np.float32)
+        y = linear @ y_row
+    else:
+        y = linear  # grey: R = G = B, and the Y row sums to 1
+    return lightness_from_luminance(torch.from_numpy(np.ascontiguousarray(y))).numpy()
+
+
+def srgb_float_to_lightness(pixels: np.ndarray) -> np.ndarray:
+    """L* of float sRGB in [0, 1] (high bit depth inputs), ``(H, W, 3)`` or ``(H, W)``."""
+    t = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+    linear = srgb_to_linear(t)
+    if linear.ndim == 3:
+        y = linear @ torch.tensor(_RGB_TO_XYZ[1], dtype=torch.float32)
+    else:
+        y = linear
+    return lightness_from_luminance(y).numpy()

@@ -1,0 +1,189 @@
+"""The global + local fusion colorization network (Iizuka, Simo-Serra & Ishikawa, SIGGRAPH 2016).
+
+One module per sub-network, each built from a :class:`FusionConfig`. The top-level :class:`FusionColorizer`
+exposes its stages (``local_features``, ``global_features``, ``fuse_and_decode``) so the predictor can swap
+the global vector for style transfer and shot-level video colorization.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.config import FusionConfig
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
+    """3x3 convolution + batch norm + ReLU; the bias is folded into batch norm."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def fc_bn_relu(fin: int, fout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(fin, fout, bias=False), nn.BatchNorm1d(fout), nn.ReLU(inplace=True))
+
+
+class LowLevelFeatures(nn.Module):
+    """Six convolutions (64/s2, 128, 128/s2, 256, 256/s2, 512), shared by the local and global paths."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        c = cfg.ch
+        self.layers = nn.Sequential(
+            conv_bn_relu(1, c(64), stride=2),
+            conv_bn_relu(c(64), c(128)),
+            conv_bn_relu(c(128), c(128), stride=2),
+            conv_bn_relu(c(128), c(256)),
+            conv_bn_relu(c(256), c(256), stride=2),
+            conv_bn_relu(c(256), c(512)),
+        )
+
+    def forward(self, lightness: Tensor) -> Tensor:
+        return self.layers(lightness)  # (B, 1, H, W) -> (B, 512w, H/8, W/8)
+
+
+class MidLevelFeatures(nn.Module):
+    """Two convolutions (512, 256) on the full-resolution path."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        c = cfg.ch
+        self.layers = nn.Sequential(conv_bn_relu(c(512), c(512)), conv_bn_relu(c(512), c(256)))
+
+    def forward(self, low: Tensor) -> Tensor:
+        return self.layers(low)  # (B, 512w, H/8, W/8) -> (B, 256w, H/8, W/8)
+
+
+class GlobalFeatures(nn.Module):
+    """Four convolutions (512/s2, 512, 512/s2, 512) and FC 1024 -> 512 -> 256 on the fixed-size copy.
+
+    Returns the 256-d global vector used by the fusion layer and the 512-d layer the classifier reads.
+    """
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        c = cfg.ch
+        self.convs = nn.Sequential(
+            conv_bn_relu(c(512), c(512), stride=2),
+            conv_bn_relu(c(512), c(512)),
+            conv_bn_relu(c(512), c(512), stride=2),
+            conv_bn_relu(c(512), c(512)),
+        )
+        self.fc1 = fc_bn_relu(c(512) * cfg.global_grid**2, c(1024))
+        self.fc2 = fc_bn_relu(c(1024), c(512))
+        self.fc3 = fc_bn_relu(c(512), c(256))
+
+    def forward(self, low: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.convs(low).flatten(1)  # (B, 512w * g * g)
+        hidden = self.fc2(self.fc1(x))  # (B, 512w)
+        return self.fc3(hidden), hidden  # (B, 256w), (B, 512w)
+
+
+class Fusion(nn.Module):
+    """Tile the global vector over the mid-level map, concatenate, and mix with a 1x1 convolution."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        c = cfg.ch
+        self.mix = conv_bn_relu(c(256) * 2, c(256), kernel=1)
+
+    def forward(self, mid: Tensor, global_vector: Tensor) -> Tensor:
+        b, _, h, w = mid.shape
+        tiled = global_vector[:, :, None, None].expand(b, global_vector.shape[1], h, w)
+        return self.mix(torch.cat((mid, tiled), dim=1))
+
+
+class ColorizationNetwork(nn.Module):
+    """128, up x2, 64, 64, up x2, 32, 2 + sigmoid: normalised a*b* at half the input resolution."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        c = cfg.ch
+        self.layers = nn.Sequential(
+            conv_bn_relu(c(256), c(128)),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv_bn_relu(c(128), c(64)),
+            conv_bn_relu(c(64), c(64)),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv_bn_relu(c(64), c(32)),
+            nn.Conv2d(c(32), 2, 3, padding=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, fused: Tensor) -> Tensor:
+        return self.layers(fused)  # (B, 256w, H/8, W/8) -> (B, 2, H/2, W/2)
+
+
+class ClassificationHead(nn.Module):
+    """Scene classes from the 512-d global layer, trained jointly with colour."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        c = cfg.ch
+        self.layers = nn.Sequential(fc_bn_relu(c(512), c(256)), nn.Linear(c(256), cfg.num_classes))
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.layers(hidden)  # (B, num_classes) logits
+
+
+class FusionColorizer(nn.Module):
+    """The whole network. Input: L*/100 in ``(B, 1, H, W)`` with H, W multiples of 8."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.low = LowLevelFeatures(cfg)
+        self.mid = MidLevelFeatures(cfg)
+        self.glob = GlobalFeatures(cfg)
+        self.fusion = Fusion(cfg)
+        self.colorization = ColorizationNetwork(cfg)
+        self.classifier = ClassificationHead(cfg)
+        self.apply(_init_weights)
+
+    @property
+    def global_dim(self) -> int:
+        return self.config.ch(256)
+
+    def global_input(self, lightness: Tensor) -> Tensor:
+        """The fixed-size copy the global path sees (aspect ratio is not kept, as in the paper)."""
+        size = self.config.global_size
+        if lightness.shape[-2:] == (size, size):
+            return lightness
+        return F.interpolate(lightness, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+    def global_features(self, lightness: Tensor) -> tuple[Tensor, Tensor]:
+        """Global vector ``(B, 256w)`` and class logits ``(B, num_classes)`` of an image of any size."""
+        vector, hidden = self.glob(self.low(self.global_input(lightness)))
+        return vector, self.classifier(hidden)
+
+    def local_features(self, lightness: Tensor) -> Tensor:
+        h, w = lightness.shape[-2:]
+        assert h % 8 == 0 and w % 8 == 0, f"input must be padded to a multiple of 8, got {h}x{w}"
+        return self.mid(self.low(lightness))
+
+    def fuse_and_decode(self, local: Tensor, global_vector: Tensor) -> Tensor:
+        return self.colorization(self.fusion(local, global_vector))
+
+    def forward(self, lightness: Tensor, global_vector: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Normalised a*b* ``(B, 2, H/2, W/2)`` and class logits (None when ``global_vector`` is given)."""
+        logits: Tensor | None = None
+        if global_vector is None:
+            global_vector, logits = self.global_features(lightness)
+        return self.fuse_and_decode(self.local_features(lightness), global_vector), logits
+
+
+def _init_weights(module: nn.Module) -> None:
+    # He initialisation keeps activation variance through the ReLU stack, so even an untrained network
+    # responds to its input (and to a swapped global vector) instead of collapsing to a constant.
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

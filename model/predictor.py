@@ -1,0 +1,293 @@
+"""The one predictor every entry point uses: CLI, bulk job, API and video.
+
+``Colorizer`` owns checkpoint loading, device and precision, any-resolution batched inference (size buckets,
+padding to the network's stride, a fixed-size global copy), style transfer and recombination of predicted
+chroma with the input's own full-resolution L*. Pipelines can call its stages separately
+(:meth:`Colorizer.predict_chroma` on an accelerator, :func:`model.compose.compose_lab` on CPUs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from model.checkpoint import load_checkpoint
+from model.color import denormalize_ab, normalize_lightness
+from model.compose import compose_lab
+from model.config import DEFAULT_PRESET, STRIDE, PredictorConfig, get_preset
+from model.imageio import DecodedImage, decode_image, encode_image, lightness_of, output_format
+from model.network import count_parameters
+from model.registry import build_model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.safetensors"
+ImageInput = DecodedImage | bytes | str | Path | Image.Image
+
+
+@dataclass
+class ChromaPrediction:
+    """What the network predicts for one image: a*b* at half the padded resolution, and scene labels."""
+
+    ab: np.ndarray  # (2, ceil8(H) / 2, ceil8(W) / 2) float16 a*b* values
+    labels: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class ColorizedImage:
+    rgb: np.ndarray  # (H, W, 3) uint8 sRGB; its L* is the input's
+    source: DecodedImage
+    labels: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.source.size
+
+    def to_pil(self) -> Image.Image:
+        image = Image.fromarray(self.rgb, "RGB")
+        if self.source.alpha is not None:
+            image.putalpha(Image.fromarray(self.source.alpha, "L"))
+        return image
+
+    def encode(self, format: str = "same", quality: int = 92) -> bytes:
+        fmt = output_format(format, self.source.format)
+        return encode_image(self.rgb, alpha=self.source.alpha, format=fmt, quality=quality, exif=self.source.exif)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was requested but no CUDA device is available")
+    return device
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "fp16":
+        return torch.float16
+    return torch.bfloat16  # auto and bf16
+
+
+class Colorizer:
+    """Colorize images of any size with a trained (or, before one ships, randomly initialised) network."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        *,
+        family: str = "fusion",
+        card: dict[str, Any] | None = None,
+        trained: bool = True,
+        config: PredictorConfig | None = None,
+        weights_path: Path | None = None,
+    ) -> None:
+        self.config = config or PredictorConfig()
+        self.device = resolve_device(self.config.device)
+        self.autocast_dtype = _autocast_dtype(self.config.precision, self.device)
+        self.family = family
+        self.card = dict(card or {})
+        self.trained = trained
+        self.weights_path = weights_path
+        self.network = network.eval().to(self.device)
+        if self.device.type == "cuda":
+            self.network = self.network.to(memory_format=torch.channels_last)
+        net_cfg = getattr(network, "config", None)
+        names = tuple(getattr(net_cfg, "class_names", ()) or self.card.get("class_names", ()))
+        self.class_names = names
+
+    # ----------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        weights: str | Path | None = None,
+        *,
+        preset: str | None = None,
+        config: PredictorConfig | None = None,
+    ) -> Colorizer:
+        """Load ``weights``; with none, the shipped default checkpoint; with none shipped (or only ``preset``
+        given), a randomly initialised network of ``preset`` whose ``trained`` flag is False."""
+        if weights is None and preset is None and DEFAULT_WEIGHTS.is_file():
+            weights = DEFAULT_WEIGHTS
+        if weights is not None:
+            ckpt = load_checkpoint(weights)
+            return cls(
+                ckpt.build(),
+                family=ckpt.family,
+                card=ckpt.card,
+                trained=bool(ckpt.card.get("trained", True)),
+                config=config,
+                weights_path=Path(weights),
+            )
+        net_cfg = get_preset(preset or DEFAULT_PRESET)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the same untrained network on every machine
+            network = build_model("fusion", net_cfg)
+        card = {"name": f"{net_cfg.name} (untrained)", "trained": False}
+        return cls(network, family="fusion", card=card, trained=False, config=config)
+
+    def info(self) -> dict[str, Any]:
+        net_cfg = getattr(self.network, "config", None)
+        return {
+            "family": self.family,
+            "preset": getattr(net_cfg, "name", None),
+            "parameters": count_parameters(self.network),
+            "weights": str(self.weights_path) if self.weights_path else None,
+            "trained": self.trained,
+            "device": str(self.device),
+            "precision": str(self.autocast_dtype or torch.float32).replace("torch.", ""),
+            "config": net_cfg.to_dict() if net_cfg is not None else None,
+        }
+
+    @property
+    def model_name(self) -> str:
+        return str(self.card.get("name") or getattr(getattr(self.network, "config", None), "name", "model"))
+
+    # -------------------------------------------------------------------------------------- decoding
+    def decode(self, source: ImageInput) -> DecodedImage:
+        if isinstance(source, DecodedImage):
+            return source
+        if isinstance(source, Image.Image):
+            lightness, alpha = lightness_of(source)
+            return DecodedImage(lightness=lightness, alpha=alpha, format=None, mode=source.mode)
+        return decode_image(source, self.config.limits)
+
+    # ------------------------------------------------------------------------------------- inference
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        with torch.inference_mode():
+            if self.autocast_dtype is not None:
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                    yield
+            else:
+                yield
+
+    def _to_batch(self, planes: Sequence[np.ndarray]) -> torch.Tensor:
+        """Stack same-shape L* planes into a padded network input ``(B, 1, H8, W8)`` on the device."""
+        x = torch.from_numpy(np.stack([np.asarray(p, dtype=np.float32) for p in planes]))[:, None]
+        h, w = x.shape[-2:]
+        pad_h, pad_w = -h % STRIDE, -w % STRIDE
+        x = x.to(self.device, non_blocking=True)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = normalize_lightness(x)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _buckets(self, planes: Sequence[np.ndarray]) -> list[list[int]]:
+        """Group indices by padded shape, then split each group by batch size and a pixel budget."""
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, p in enumerate(planes):
+            h, w = p.shape
+            groups[(h + (-h % STRIDE), w + (-w % STRIDE))].append(i)
+        max_pixels = max(self.config.max_batch_pixels, 1)
+        batches: list[list[int]] = []
+        for (h, w), idx in groups.items():
+            per_batch = max(1, min(self.config.max_batch_size, max_pixels // (h * w)))
+            batches.extend(idx[i : i + per_batch] for i in range(0, len(idx), per_batch))
+        return batches
+
+    def _labels(self, logits: torch.Tensor | None) -> list[list[tuple[str, float]]]:
+        if logits is None or self.config.top_k == 0:
+            return [[] for _ in range(0 if logits is None else logits.shape[0])]
+        probs = logits.float().softmax(dim=1)
+        k = min(self.config.top_k, probs.shape[1])
+        top = probs.topk(k, dim=1)
+        out = []
+        for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+            out.append([(self._class_name(i), round(v, 4)) for v, i in zip(values, indices, strict=True)])
+        return out
+
+    def _class_name(self, index: int) -> str:
+        return self.class_names[index] if index < len(self.class_names) else f"class_{index}"
+
+    def global_features(self, images: Sequence[ImageInput | np.ndarray]) -> np.ndarray:
+        """Global feature vectors ``(B, G)`` float32 (the style of an image; averaged per shot for video)."""
+        planes = [self._plane(x) for x in images]
+        vectors = []
+        with self._inference():
+            for plane in planes:
+                vector, _ = self.network.global_features(self._to_batch([plane]))
+                vectors.append(vector.float().cpu())
+        return torch.cat(vectors).numpy()
+
+    def _plane(self, x: ImageInput | np.ndarray) -> np.ndarray:
+        if isinstance(x, np.ndarray):
+            if x.ndim != 2:
+                raise ValueError(f"expected an (H, W) L* plane, got shape {x.shape}")
+            return x
+        return self.decode(x).lightness
+
+    def predict_chroma(
+        self, lightness: Sequence[np.ndarray], *, style: np.ndarray | None = None
+    ) -> list[ChromaPrediction]:
+        """a*b* for each L* plane (any sizes, batched by size). ``style``: global vector(s) ``(G,)`` or
+        ``(B, G)`` to use instead of each image's own (style transfer); labels then come back empty."""
+        planes = [self._plane(p) for p in lightness]
+        style_t = None
+        if style is not None:
+            style_t = torch.as_tensor(np.asarray(style, dtype=np.float32))
+            if style_t.ndim == 1:
+                style_t = style_t.expand(len(planes), -1)
+            if style_t.shape[0] != len(planes):
+                raise ValueError(f"style has {style_t.shape[0]} vectors for {len(planes)} images")
+        results: list[ChromaPrediction | None] = [None] * len(planes)
+        with self._inference():
+            for idx in self._buckets(planes):
+                x = self._to_batch([planes[i] for i in idx])
+                g = None if style_t is None else style_t[idx].to(self.device)
+                ab_norm, logits = self.network(x, g)
+                ab = denormalize_ab(ab_norm.float()).to(torch.float16).cpu().numpy()
+                for j, (i, labels) in enumerate(zip(idx, self._labels_for(logits, len(idx)), strict=True)):
+                    results[i] = ChromaPrediction(ab=ab[j], labels=labels)
+        return [r for r in results if r is not None]
+
+    def _labels_for(self, logits: torch.Tensor | None, n: int) -> list[list[tuple[str, float]]]:
+        return self._labels(logits) if logits is not None else [[] for _ in range(n)]
+
+    # ---------------------------------------------------------------------------------- whole images
+    def colorize_batch(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        style: ImageInput | None = None,
+        style_vector: np.ndarray | None = None,
+    ) -> list[ColorizedImage]:
+        """Decode, colorize and recombine with each input's own L*.
+
+        ``style``: an image whose global features colour every input (style transfer); ``style_vector``:
+        precomputed global vector(s) ``(G,)`` or ``(B, G)`` instead (e.g. a film shot's average).
+        """
+        if style is not None and style_vector is not None:
+            raise ValueError("give style or style_vector, not both")
+        decoded = [self.decode(x) for x in images]
+        if style is not None:
+            style_vector = self.global_features([style])[0]
+        chroma = self.predict_chroma([d.lightness for d in decoded], style=style_vector)
+        return [
+            ColorizedImage(rgb=compose_lab(d.lightness, c.ab, self.config.upsample), source=d, labels=c.labels)
+            for d, c in zip(decoded, chroma, strict=True)
+        ]
+
+    def colorize(
+        self, image: ImageInput, *, style: ImageInput | None = None, style_vector: np.ndarray | None = None
+    ) -> ColorizedImage:
+        return self.colorize_batch([image], style=style, style_vector=style_vector)[0]
+
+    @property
+    def global_dim(self) -> int:
+        return int(getattr(self.network, "global_dim", 0))
