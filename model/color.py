@@ -93,8 +93,34 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
 
 def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
     """CIE Lab (D65) -> sRGB; out-of-gamut values are clipped to [0, 1] unless ``clip`` is False."""
-    rgb = linear_to_srgb(xyz_to_linear(lab_to_xyz(lab)).clamp(min=0.0))
-    return rgb.clamp(0.0, 1.0) if clip else rgb
+    linear = xyz_to_linear(lab_to_xyz(lab))
+    if clip:
+        return linear_to_srgb(linear.clamp(0.0, 1.0))
+    return linear_to_srgb(linear)  # negative light stays negative (linear branch), so gamut tests see it
+
+
+def lab_to_rgb_keep_lightness(lab: Tensor, steps: int = 8) -> Tensor:
+    """CIE Lab ``(3, H, W)`` -> sRGB in [0, 1], bringing out-of-gamut colours into gamut by reducing chroma
+    (bisection on the a*b* scale) instead of clipping channels, so the result keeps the given L*."""
+    rgb = lab_to_rgb(lab, clip=False)
+    tol = 0.5 / 255.0
+    outside = ((rgb < -tol) | (rgb > 1.0 + tol)).any(dim=-3)  # (H, W)
+    if not bool(outside.any()):
+        return rgb.clamp(0.0, 1.0)
+    pixels = lab[..., outside]  # (3, N)
+    lightness, ab = pixels[:1], pixels[1:]
+    lo = torch.zeros_like(lightness)
+    hi = torch.ones_like(lightness)
+    for _ in range(steps):
+        mid = (lo + hi) * 0.5
+        trial = lab_to_rgb(torch.cat((lightness, ab * mid))[:, :, None], clip=False)[:, :, 0]
+        fits = ((trial >= -tol) & (trial <= 1.0 + tol)).all(dim=0, keepdim=True)
+        lo = torch.where(fits, mid, lo)
+        hi = torch.where(fits, hi, mid)
+    fixed = lab_to_rgb(torch.cat((lightness, ab * lo))[:, :, None], clip=True)[:, :, 0]
+    rgb = rgb.clamp(0.0, 1.0)
+    rgb[..., outside] = fixed
+    return rgb
 
 
 def lightness_from_luminance(y: Tensor) -> Tensor:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -176,14 +175,16 @@ class Colorizer:
                 yield
 
     def _to_batch(self, planes: Sequence[np.ndarray]) -> torch.Tensor:
-        """Stack same-shape L* planes into a padded network input ``(B, 1, H8, W8)`` on the device."""
-        x = torch.from_numpy(np.stack([np.asarray(p, dtype=np.float32) for p in planes]))[:, None]
-        h, w = x.shape[-2:]
-        pad_h, pad_w = -h % STRIDE, -w % STRIDE
-        x = x.to(self.device, non_blocking=True)
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        x = normalize_lightness(x)
+        """Network input ``(B, 1, H8, W8)`` on the device: planes edge-padded to the stride and stacked."""
+        h = max(p.shape[0] for p in planes)
+        w = max(p.shape[1] for p in planes)
+        h, w = h + (-h % STRIDE), w + (-w % STRIDE)
+        padded = [
+            np.pad(p, ((0, h - p.shape[0]), (0, w - p.shape[1])), mode="edge") if p.shape != (h, w) else p
+            for p in planes
+        ]
+        x = torch.from_numpy(np.stack(padded).astype(np.float32, copy=False))[:, None]
+        x = normalize_lightness(x.to(self.device, non_blocking=True))
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         return x

@@ -113,3 +113,53 @@ def bomb_png(width: int = 40_000, height: int = 40_000) -> bytes:
 
 
 NOT_AN_IMAGE = b"this is a plain text file, not an image\n"
+
+
+def matrix_icc_profile(gamma: float = 1.0) -> bytes:
+    """A minimal ICC v2 RGB display profile with sRGB primaries and a pure power-law tone curve.
+
+    With ``gamma=1.0`` the stored values are linear light, so a decoder that honours the profile reads the
+    same bytes as a clearly different (brighter) picture than one that assumes sRGB.
+    """
+    import struct
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + b"\0" * 4 + s15(x) + s15(y) + s15(z)
+
+    curve = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    tags = [
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+        (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)),
+        (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    table, body = b"", b""
+    offset = 128 + 4 + 12 * len(tags)
+    for sig, data in tags:
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data + b"\0" * (-len(data) % 4)
+    size = offset + len(body)
+    header = (
+        struct.pack(">I", size)
+        + b"\0" * 4
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + b"\0" * 12
+        + b"acsp"
+        + b"\0" * 24
+        + struct.pack(">I", 0)
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 4
+        + b"\0" * 16
+        + b"\0" * 28
+    )
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
