@@ -10,7 +10,6 @@ import argparse
 import os
 import platform
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,29 +37,29 @@ def synthetic_jpegs(width: int, height: int, n: int) -> list[bytes]:
     return out
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
-
-
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     colorizer = Colorizer.from_pretrained(
-        args.weights, preset=args.preset, config=PredictorConfig(device=args.device, max_batch_size=args.batch)
+        args.weights,
+        preset=args.preset,
+        config=PredictorConfig(device=args.device, max_batch_size=args.batch),
     )
     rows = []
     for width, height in SIZES:
         data = synthetic_jpegs(width, height, args.n)
         colorizer.predict_chroma([decode_image(data[0]).lightness])  # warm-up
-        decoded, t_decode = timed(lambda data=data: [decode_image(d) for d in data])
-        planes = [d.lightness for d in decoded]
+        t0 = time.perf_counter()
+        decoded = [decode_image(d) for d in data]
+        t1 = time.perf_counter()
+        chroma = colorizer.predict_chroma([d.lightness for d in decoded])
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
-        chroma, t_model = timed(lambda planes=planes: colorizer.predict_chroma(planes))
-        rgbs, t_compose = timed(
-            lambda: [compose_lab(d.lightness, c.ab) for d, c in zip(decoded, chroma, strict=True)]
-        )
-        _, t_encode = timed(lambda: [encode_image(rgb, format="JPEG", quality=90) for rgb in rgbs])
+        t2 = time.perf_counter()
+        rgbs = [compose_lab(d.lightness, c.ab) for d, c in zip(decoded, chroma, strict=True)]
+        t3 = time.perf_counter()
+        for rgb in rgbs:
+            encode_image(rgb, format="JPEG", quality=90)
+        t4 = time.perf_counter()
+        t_decode, t_model, t_compose, t_encode = t1 - t0, t2 - t1, t3 - t2, t4 - t3
         total = t_decode + t_model + t_compose + t_encode
         rows.append(
             {
@@ -77,7 +76,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", help="untrained preset instead of the shipped checkpoint")
     parser.add_argument("--weights")
     parser.add_argument("--device", default="cpu")
@@ -85,8 +86,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
     colorizer_name = args.weights or (args.preset and f"{args.preset} (untrained)") or "shipped default"
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, threads "
-          f"{torch.get_num_threads()}, device {args.device}; model: {colorizer_name}; n={args.n}, batch={args.batch}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, threads "
+        f"{torch.get_num_threads()}, device {args.device}; model: {colorizer_name}; "
+        f"n={args.n}, batch={args.batch}"
+    )
     rows = run(args)
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")

@@ -18,7 +18,9 @@ def load_colorizer(args: argparse.Namespace, **config: Any) -> Any:
     from model import Colorizer, PredictorConfig
 
     colorizer = Colorizer.from_pretrained(
-        args.weights, preset=getattr(args, "preset", None), config=PredictorConfig(device=args.device, **config)
+        args.weights,
+        preset=getattr(args, "preset", None),
+        config=PredictorConfig(device=args.device, **config),
     )
     if not colorizer.trained:
         print(

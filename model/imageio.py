@@ -68,7 +68,9 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
         raise InvalidImageError(f"cannot read image header: {exc}") from None
     width, height = image.size
     if width * height > limits.max_pixels:
-        raise ImageTooLargeError(f"image is {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels")
+        raise ImageTooLargeError(
+            f"image is {width}x{height} pixels; the limit is {limits.max_pixels:,} pixels"
+        )
     if width < 1 or height < 1:
         raise InvalidImageError(f"image has no pixels ({width}x{height})")
     return image

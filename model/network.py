@@ -153,7 +153,9 @@ class FusionColorizer(nn.Module):
         size = self.config.global_size
         if lightness.shape[-2:] == (size, size):
             return lightness
-        return F.interpolate(lightness, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(
+            lightness, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
 
     def global_features(self, lightness: Tensor) -> tuple[Tensor, Tensor]:
         """Global vector ``(B, 256w)`` and class logits ``(B, num_classes)`` of an image of any size."""

@@ -61,7 +61,9 @@ class ColorizedImage:
 
     def encode(self, format: str = "same", quality: int = 92) -> bytes:
         fmt = output_format(format, self.source.format)
-        return encode_image(self.rgb, alpha=self.source.alpha, format=fmt, quality=quality, exif=self.source.exif)
+        return encode_image(
+            self.rgb, alpha=self.source.alpha, format=fmt, quality=quality, exif=self.source.exif
+        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,7 +105,7 @@ class Colorizer:
         self.weights_path = weights_path
         self.network = network.eval().to(self.device)
         if self.device.type == "cuda":
-            self.network = self.network.to(memory_format=torch.channels_last)
+            self.network = self.network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         net_cfg = getattr(network, "config", None)
         names = tuple(getattr(net_cfg, "class_names", ()) or self.card.get("class_names", ()))
         self.class_names = names
@@ -219,10 +221,13 @@ class Colorizer:
     def global_features(self, images: Sequence[ImageInput | np.ndarray]) -> np.ndarray:
         """Global feature vectors ``(B, G)`` float32 (the style of an image; averaged per shot for video)."""
         planes = [self._plane(x) for x in images]
+        global_features = getattr(self.network, "global_features", None)
+        if global_features is None:
+            raise ValueError(f"the {self.family} model has no global features (no style transfer)")
         vectors = []
         with self._inference():
             for plane in planes:
-                vector, _ = self.network.global_features(self._to_batch([plane]))
+                vector, _ = global_features(self._to_batch([plane]))
                 vectors.append(vector.float().cpu())
         return torch.cat(vectors).numpy()
 
@@ -280,7 +285,9 @@ class Colorizer:
             style_vector = self.global_features([style])[0]
         chroma = self.predict_chroma([d.lightness for d in decoded], style=style_vector)
         return [
-            ColorizedImage(rgb=compose_lab(d.lightness, c.ab, self.config.upsample), source=d, labels=c.labels)
+            ColorizedImage(
+                rgb=compose_lab(d.lightness, c.ab, self.config.upsample), source=d, labels=c.labels
+            )
             for d, c in zip(decoded, chroma, strict=True)
         ]
 

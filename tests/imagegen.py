@@ -91,7 +91,9 @@ def cmyk_jpeg(width: int = 64, height: int = 48, seed: int = 6) -> bytes:
 
 def float_tiff(width: int = 16, height: int = 16) -> bytes:
     """A floating-point (mode F) image: decodable but not a photograph the colorizer understands."""
-    return encode(Image.fromarray(np.random.default_rng(0).random((height, width)).astype(np.float32), "F"), "TIFF")
+    return encode(
+        Image.fromarray(np.random.default_rng(0).random((height, width)).astype(np.float32), "F"), "TIFF"
+    )
 
 
 def truncated_jpeg() -> bytes:
@@ -105,7 +107,12 @@ def bomb_png(width: int = 40_000, height: int = 40_000) -> bytes:
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)

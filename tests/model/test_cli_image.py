@@ -88,7 +88,20 @@ def test_style_reference_changes_output(tmp_path: Path) -> None:
     ref = tmp_path / "ref.png"
     Image.fromarray(np.full((64, 64), 240, np.uint8), "L").save(ref)
     main(["image", str(src), "--out", str(tmp_path / "a"), "--preset", "test", "--format", "png"])
-    main(["image", str(src), "--out", str(tmp_path / "b"), "--preset", "test", "--format", "png", "--style", str(ref)])
+    main(
+        [
+            "image",
+            str(src),
+            "--out",
+            str(tmp_path / "b"),
+            "--preset",
+            "test",
+            "--format",
+            "png",
+            "--style",
+            str(ref),
+        ]
+    )
     a = np.asarray(Image.open(tmp_path / "a" / "grey.png"), dtype=np.int16)
     b = np.asarray(Image.open(tmp_path / "b" / "grey.png"), dtype=np.int16)
     assert np.abs(a - b).mean() > 0.5

@@ -69,7 +69,11 @@ def test_conversions_are_differentiable_without_nans() -> None:
 
 
 def test_normalised_ab_spans_the_sigmoid_range() -> None:
-    assert color.normalize_ab(torch.tensor([-color.AB_RANGE, 0.0, color.AB_RANGE])).tolist() == [0.0, 0.5, 1.0]
+    assert color.normalize_ab(torch.tensor([-color.AB_RANGE, 0.0, color.AB_RANGE])).tolist() == [
+        0.0,
+        0.5,
+        1.0,
+    ]
 
 
 def test_batched_and_unbatched_agree() -> None:

@@ -39,7 +39,7 @@ def test_supported_inputs_decode_upright(data: bytes, size: tuple[int, int], has
     decoded = decode_image(data)
     assert decoded.size == size
     assert decoded.lightness.dtype == np.float32
-    assert 0.0 <= decoded.lightness.min() and decoded.lightness.max() <= 100.0
+    assert decoded.lightness.min() >= 0.0 and decoded.lightness.max() <= 100.0
     assert (decoded.alpha is not None) == has_alpha
 
 

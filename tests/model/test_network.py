@@ -36,7 +36,7 @@ def test_paper_stage_shapes() -> None:
         assert fused.shape == (2, 256, 12, 16)
         ab = model.colorization(fused)
         assert ab.shape == (2, 2, 48, 64)  # half the input resolution
-        assert 0.0 <= ab.min() and ab.max() <= 1.0  # sigmoid output
+        assert ab.min() >= 0.0 and ab.max() <= 1.0  # sigmoid output
         out, logits = model(x)
         assert torch.equal(out, ab) and logits is not None and logits.shape == (2, 205)
 

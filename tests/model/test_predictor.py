@@ -72,7 +72,9 @@ def test_style_transfer_changes_chroma(test_colorizer: Colorizer) -> None:
 def test_labels_come_back_as_metadata(tmp_path: Path) -> None:
     names = tuple(f"scene{i}" for i in range(8))
     net = FusionColorizer(get_preset("test", class_names=names))
-    path = save_checkpoint(tmp_path / "c.safetensors", net, family="fusion", config=net.config, card={"name": "t"})
+    path = save_checkpoint(
+        tmp_path / "c.safetensors", net, family="fusion", config=net.config, card={"name": "t"}
+    )
     colorizer = Colorizer.from_pretrained(path)
     labels = colorizer.colorize(Image.new("L", (16, 16), 90)).labels
     assert len(labels) == 3 and all(name in names for name, _ in labels)
@@ -82,7 +84,12 @@ def test_labels_come_back_as_metadata(tmp_path: Path) -> None:
 def test_checkpoint_round_trip_fp16(tmp_path: Path) -> None:
     net = FusionColorizer(get_preset("test")).eval()
     path = save_checkpoint(
-        tmp_path / "w.safetensors", net, family="fusion", config=net.config, card={"x": 1}, dtype=torch.float16
+        tmp_path / "w.safetensors",
+        net,
+        family="fusion",
+        config=net.config,
+        card={"x": 1},
+        dtype=torch.float16,
     )
     ckpt = load_checkpoint(path)
     assert ckpt.card == {"x": 1} and ckpt.config == net.config
@@ -120,7 +127,9 @@ def test_guided_upsampling_keeps_lightness() -> None:
 def test_alpha_survives(test_colorizer: Colorizer) -> None:
     result = test_colorizer.colorize(imagegen.rgba_png())
     assert result.to_pil().mode == "RGBA"
-    assert np.array_equal(np.asarray(result.to_pil().getchannel("A")), decode_image(imagegen.rgba_png()).alpha)
+    assert np.array_equal(
+        np.asarray(result.to_pil().getchannel("A")), decode_image(imagegen.rgba_png()).alpha
+    )
 
 
 @pytest.mark.gpu
@@ -128,5 +137,7 @@ def test_cuda_bf16_matches_cpu() -> None:
     cpu = Colorizer.from_pretrained(preset="tiny", config=PredictorConfig(device="cpu"))
     gpu = Colorizer.from_pretrained(preset="tiny", config=PredictorConfig(device="cuda"))
     plane = [np.linspace(0, 100, 64 * 48, dtype=np.float32).reshape(48, 64)]
-    diff = np.abs(cpu.predict_chroma(plane)[0].ab.astype(float) - gpu.predict_chroma(plane)[0].ab.astype(float))
+    diff = np.abs(
+        cpu.predict_chroma(plane)[0].ab.astype(float) - gpu.predict_chroma(plane)[0].ab.astype(float)
+    )
     assert diff.mean() < 2.0
