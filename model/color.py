@@ -28,13 +28,18 @@ _KAPPA_INV = 1.0 / (3.0 * (6.0 / 29.0) ** 2)
 AB_RANGE = 128.0
 
 
+_XYZ_TO_RGB = tuple(tuple(row) for row in torch.linalg.inv(torch.tensor(_RGB_TO_XYZ, dtype=torch.float64)).tolist())
+
+
 def _matrix(values: tuple[tuple[float, ...], ...], like: Tensor) -> Tensor:
     return torch.tensor(values, dtype=like.dtype, device=like.device)
 
 
 def _apply_matrix(m: Tensor, x: Tensor) -> Tensor:
-    # x: (..., 3, H, W); contract the channel dim with the matrix rows.
-    return torch.einsum("ij,...jhw->...ihw", m, x)
+    # x: (..., 3, H, W) -> the same shape, each pixel multiplied by m (one matmul over flattened pixels).
+    shape = x.shape
+    flat = x.reshape(*shape[:-2], shape[-2] * shape[-1])
+    return torch.matmul(m, flat).reshape(shape)
 
 
 def srgb_to_linear(rgb: Tensor) -> Tensor:
@@ -56,8 +61,7 @@ def linear_to_xyz(linear: Tensor) -> Tensor:
 
 
 def xyz_to_linear(xyz: Tensor) -> Tensor:
-    m = torch.linalg.inv(_matrix(_RGB_TO_XYZ, xyz).double()).to(xyz.dtype)
-    return _apply_matrix(m, xyz)
+    return _apply_matrix(_matrix(_XYZ_TO_RGB, xyz), xyz)
 
 
 def _f(t: Tensor) -> Tensor:
@@ -99,7 +103,7 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
     return linear_to_srgb(linear)  # negative light stays negative (linear branch), so gamut tests see it
 
 
-def lab_to_rgb_keep_lightness(lab: Tensor, steps: int = 8) -> Tensor:
+def lab_to_rgb_keep_lightness(lab: Tensor, steps: int = 7) -> Tensor:
     """CIE Lab ``(3, H, W)`` -> sRGB in [0, 1], bringing out-of-gamut colours into gamut by reducing chroma
     (bisection on the a*b* scale) instead of clipping channels, so the result keeps the given L*."""
     rgb = lab_to_rgb(lab, clip=False)
