@@ -82,8 +82,7 @@ def _read_manifest(path: Path) -> DataSource:
         raise ValueError(f"{path}: a manifest needs a 'path' column (and optionally 'split', 'label')")
     root = path.parent
     samples = tuple(
-        Sample(root / row["path"], (row.get("split") or "*").strip(), (row.get("label") or "").strip())
-        for row in rows
+        Sample(root / row["path"], (row.get("split") or "*").strip(), (row.get("label") or "").strip()) for row in rows
     )
     if not samples:
         raise ValueError(f"{path}: the manifest lists no images")

@@ -1,0 +1,144 @@
+"""``colorize archive SRC DST``: colorize a whole archive (S3 or a local folder) with Ray Data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from colorize.options import add_model_options
+
+
+def workers(text: str) -> tuple[int, int]:
+    """``N`` or ``MIN,MAX``."""
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN,MAX, got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
+        raise argparse.ArgumentTypeError(f"expected N or MIN,MAX with 1 <= MIN <= MAX, got {text!r}")
+    return parts[0], parts[1]
+
+
+def add_archive_options(p: argparse.ArgumentParser) -> None:
+    """Every ``ArchiveConfig`` option except SRC and DST (``colorize demo`` reuses them)."""
+    g = p.add_argument_group("storage")
+    g.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, GCS, R2...); default: AWS")
+    g.add_argument("--region", help="S3 region (default: the AWS configuration's)")
+    g.add_argument("--manifest", help="Parquet or CSV file with a 'key' column (and optional 'size') to process "
+                   "instead of listing SRC")
+    g = p.add_argument_group("selection")
+    g.add_argument("--include", action="append", default=[], metavar="GLOB", help="only keys matching (repeatable)")
+    g.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip keys matching (repeatable)")
+    g.add_argument("--limit", type=int, help="only the first N selected objects")
+    resume = g.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="overwrite", action="store_false", default=False,
+                        help="skip objects whose output already exists (the default)")
+    resume.add_argument("--overwrite", dest="overwrite", action="store_true", help="redo existing outputs")
+    g.add_argument("--dry-run", action="store_true", help="count objects, bytes and existing outputs; write nothing")
+    g = p.add_argument_group("outputs")
+    g.add_argument("--format", default="same", choices=["same", "jpeg", "png", "webp"],
+                   help="output format (default: same as the key's extension)")
+    g.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default: 92)")
+    g.add_argument("--upsample", default="bilinear", choices=["bilinear", "guided"], help="chroma upsampling")
+    g.add_argument("--max-pixels", type=int, help="fail images with more pixels than this")
+    g.add_argument("--max-bytes", type=int, help="fail objects larger than this, without downloading them")
+    g.add_argument("--report", help="report folder (local or s3://); default: DST/_reports")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("resources")
+    g.add_argument("--workers", type=workers, default=(1, 1), metavar="MIN,MAX",
+                   help="inference actors, autoscaled between MIN and MAX (default: 1)")
+    g.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="GPUs per inference actor, e.g. 1 or 0.5 (default: 0 = CPU)")
+    g.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per inference actor (default: 1)")
+    g.add_argument("--torch-threads", type=int, help="torch threads per actor (default: its CPUs)")
+    g.add_argument("--batch-size", type=int, default=16, help="images per inference call (default: 16)")
+    g.add_argument("--io-batch-size", type=int, default=8, help="objects per decode/encode task (default: 8)")
+    g.add_argument("--io-threads", type=int, default=16, help="parallel transfers per task (default: 16)")
+    add_model_options(p)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "archive",
+        help="colorize every image (and film) under SRC into the same keys under DST, with Ray",
+        description="Colorize an archive: SRC and DST are s3://bucket/prefix or local folders. Reruns resume: "
+        "objects whose output exists are skipped. A report (one row per object) goes to DST/_reports.",
+    )
+    p.add_argument("src", metavar="SRC", help="s3://bucket/prefix or a local folder (read only)")
+    p.add_argument("dst", metavar="DST", help="s3://bucket/prefix or a local folder")
+    add_archive_options(p)
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace, src: str, dst: str, **overrides: Any) -> Any:
+    from model import ImageLimits
+    from pipelines.archive import ArchiveConfig, StorageOptions
+
+    values: dict[str, Any] = dict(
+        src=src,
+        dst=dst,
+        storage=StorageOptions(endpoint_url=args.endpoint_url, region_name=args.region),
+        manifest=args.manifest,
+        include=tuple(args.include),
+        exclude=tuple(args.exclude),
+        limit=args.limit,
+        overwrite=args.overwrite,
+        dry_run=args.dry_run,
+        format=args.format,
+        quality=args.quality,
+        report=args.report,
+        weights=args.weights,
+        preset=args.preset,
+        device=args.device,
+        upsample=args.upsample,
+        max_bytes=args.max_bytes or ImageLimits().max_bytes,
+        max_pixels=args.max_pixels or ImageLimits().max_pixels,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        cpus_per_worker=args.cpus_per_worker,
+        torch_threads=args.torch_threads,
+        batch_size=args.batch_size,
+        io_batch_size=args.io_batch_size,
+        io_threads=args.io_threads,
+        progress=not args.no_progress,
+    )
+    values.update(overrides)
+    return ArchiveConfig(**values)
+
+
+def warn_if_untrained(config: Any) -> None:
+    """The actors load the model; say here, once, when it is a random network."""
+    from model.predictor import DEFAULT_WEIGHTS
+
+    if config.preset is not None or (config.weights is None and not DEFAULT_WEIGHTS.is_file()):
+        print(
+            "warning: no trained weights: using a randomly initialised network; colours will be meaningless",
+            file=sys.stderr,
+        )
+
+
+def execute(config: Any, **kwargs: Any) -> int:
+    """Run (or dry-run) and print the summary. Exit status: 0 all done, 1 some objects failed, 130 Ctrl-C."""
+    from pipelines.archive import ArchiveInterrupted, run_archive
+
+    if not config.dry_run:
+        warn_if_untrained(config)
+    try:
+        summary = run_archive(config, **kwargs)
+    except ArchiveInterrupted as stop:
+        print(stop.summary.format(), file=sys.stderr)
+        return 130
+    print(summary.format())
+    return 1 if summary.failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = build_config(args, args.src, args.dst)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return execute(config)

@@ -1,0 +1,223 @@
+"""The two comparison models of the fusion network, registered as model families.
+
+* ``regression``: a VGG-16-style encoder-decoder that regresses normalised a*b* (trained with a Huber loss).
+* ``classification``: the same encoder with Zhang, Isola & Efros (ECCV 2016)'s head: a distribution over
+  quantised a*b* bins (trained with class-rebalanced cross-entropy), decoded by the annealed mean.
+
+Both share the fusion network's interface, ``forward(L*/100 (B, 1, H, W), global_vector=None) ->
+(normalised a*b* (B, 2, H/2, W/2), None)``, so the shared predictor runs any family. Their losses live in
+:mod:`model.training.losses`, looked up by family name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.color import normalize_ab, rgb_to_lab
+from model.network import _init_weights, conv_bn_relu
+from model.registry import Family, register_family
+
+AB_EXTENT = 110.0  # the a*b* lattice spans [-110, 110] on both axes, as in Zhang et al.
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Width of the VGG-16-style encoder-decoder (channels are VGG-16's times ``width``)."""
+
+    width: float = 1.0
+    grid: float = 10.0  # a*b* bin spacing (classification only)
+    temperature: float = 0.38  # annealed-mean temperature (classification only; Zhang et al.'s value)
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.width <= 4.0:
+            raise ValueError(f"width must be in (0, 4], got {self.width}")
+        if not 2.0 <= self.grid <= 50.0:
+            raise ValueError(f"grid must be in [2, 50] a*b* units, got {self.grid}")
+        if self.temperature <= 0.0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+    def ch(self, channels: int) -> int:
+        return max(8, int(round(channels * self.width)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BaselineConfig:
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown BaselineConfig fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+BASELINE_PRESETS: dict[str, BaselineConfig] = {
+    "paper": BaselineConfig(width=1.0, name="paper"),
+    "small": BaselineConfig(width=0.5, name="small"),
+    "tiny": BaselineConfig(width=0.25, name="tiny"),
+    "test": BaselineConfig(width=0.0625, name="test"),
+}
+
+
+class VGGEncoder(nn.Module):
+    """VGG-16's 13 convolutions (64x2, 128x2, 256x3, 512x3, 512x3); strided convolutions replace pooling and
+    stop at H/8, and the last block is dilated (x2) to widen the receptive field, as in Zhang et al."""
+
+    def __init__(self, cfg: BaselineConfig) -> None:
+        super().__init__()
+        c = cfg.ch
+
+        def block(cin: int, cout: int, n: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
+            layers: list[nn.Module] = []
+            for i in range(n):
+                conv = conv_bn_relu(cin if i == 0 else cout, cout, stride=stride if i == n - 1 else 1)
+                if dilation > 1:
+                    conv[0].dilation, conv[0].padding = (dilation, dilation), (dilation, dilation)
+                layers.append(conv)
+            return layers
+
+        self.layers = nn.Sequential(
+            *block(1, c(64), 2, stride=2),  # H/2
+            *block(c(64), c(128), 2, stride=2),  # H/4
+            *block(c(128), c(256), 3, stride=2),  # H/8
+            *block(c(256), c(512), 3),
+            *block(c(512), c(512), 3, dilation=2),
+        )
+
+    def forward(self, lightness: Tensor) -> Tensor:
+        return self.layers(lightness)  # (B, 1, H, W) -> (B, 512w, H/8, W/8)
+
+
+def _up(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv_bn_relu(cin, cout))
+
+
+class RegressionBaseline(nn.Module):
+    """VGG-16-style encoder-decoder that regresses normalised a*b* at half resolution."""
+
+    def __init__(self, cfg: BaselineConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        c = cfg.ch
+        self.encoder = VGGEncoder(cfg)
+        self.decoder = nn.Sequential(
+            _up(c(512), c(256)),  # H/4
+            _up(c(256), c(128)),  # H/2
+            conv_bn_relu(c(128), c(64)),
+            nn.Conv2d(c(64), 2, 3, padding=1),
+            nn.Sigmoid(),
+        )
+        self.apply(_init_weights)
+
+    def forward(self, lightness: Tensor, global_vector: Tensor | None = None) -> tuple[Tensor, None]:
+        return self.decoder(self.encoder(lightness)), None
+
+
+# ------------------------------------------------------------------------------------ a*b* quantisation
+@functools.lru_cache(maxsize=4)
+def _gamut_lattice(grid: float) -> tuple[Tensor, Tensor]:
+    """Bin centres ``(Q, 2)`` = the lattice points that 8-bit sRGB colours round to, and the lattice-to-bin
+    table ``(n, n)`` (-1 off the gamut). Deterministic, so the bin set needs no storage in the checkpoint.
+
+    Only the RGB cube's surface is converted: varying L* at fixed a*b* leaves the gamut through its surface,
+    so the surface covers every a*b* the cube holds."""
+    levels = torch.arange(256, dtype=torch.float32) / 255.0
+    u, v = (x.flatten() for x in torch.meshgrid(levels, levels, indexing="ij"))
+    faces = []
+    for axis in range(3):
+        for value in (0.0, 1.0):
+            channels = [u, v]
+            channels.insert(axis, torch.full_like(u, value))
+            faces.append(torch.stack(channels))
+    ab = rgb_to_lab(torch.cat(faces, dim=1)[:, :, None])[1:, :, 0]  # (2, 6 * 256²)
+    n = int(round(2 * AB_EXTENT / grid)) + 1
+    cells = ((ab.clamp(-AB_EXTENT, AB_EXTENT) + AB_EXTENT) / grid).round().long()
+    occupied = torch.zeros(n, n, dtype=torch.bool)
+    occupied[cells[0], cells[1]] = True
+    table = torch.full((n, n), -1, dtype=torch.long)
+    ia, ib = occupied.nonzero(as_tuple=True)
+    table[ia, ib] = torch.arange(ia.numel())
+    centres = torch.stack((ia, ib), dim=1).float() * grid - AB_EXTENT
+    return centres, table
+
+
+class ABQuantizer(nn.Module):
+    """Maps a*b* values to gamut bins: hard (nearest bin) and soft (Gaussian over the 3x3 lattice
+    neighbourhood, which holds the 5 nearest neighbours Zhang et al. use)."""
+
+    def __init__(self, grid: float = 10.0, sigma: float = 5.0) -> None:
+        super().__init__()
+        centres, table = _gamut_lattice(grid)
+        self.grid, self.sigma = grid, sigma
+        self.register_buffer("centres", centres, persistent=False)
+        self.register_buffer("table", table, persistent=False)
+
+    @property
+    def num_bins(self) -> int:
+        return int(self.centres.shape[0])
+
+    def _lattice(self, ab: Tensor) -> Tensor:
+        return (ab.clamp(-AB_EXTENT, AB_EXTENT) + AB_EXTENT) / self.grid  # (B, 2, h, w) lattice coordinates
+
+    def nearest(self, ab: Tensor) -> Tensor:
+        """Bin index of each a*b* pixel ``(B, 2, h, w)`` -> ``(B, h, w)``, -1 where the lattice point is no bin."""
+        cell = self._lattice(ab).round().long()
+        return self.table[cell[:, 0], cell[:, 1]]
+
+    def soft_encode(self, ab: Tensor) -> tuple[Tensor, Tensor]:
+        """Bin indices ``(B, 9, h, w)`` and Gaussian weights summing to 1 over the 3x3 lattice neighbourhood of
+        each pixel's nearest lattice point (all-zero weights where no neighbour is a bin)."""
+        pos = self._lattice(ab)
+        base = pos.round().long()
+        n = self.table.shape[0]
+        offsets = torch.tensor([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], device=ab.device)
+        cells = (base[:, :, None] + offsets.T[None, :, :, None, None]).clamp(0, n - 1)  # (B, 2, 9, h, w)
+        idx = self.table[cells[:, 0], cells[:, 1]]  # (B, 9, h, w)
+        dist2 = ((cells.float() - pos[:, :, None]) * self.grid).pow(2).sum(dim=1)
+        weight = torch.exp(-dist2 / (2 * self.sigma**2)) * (idx >= 0)
+        weight = weight / weight.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        return idx.clamp(min=0), weight
+
+    def annealed_mean(self, logits: Tensor, temperature: float) -> Tensor:
+        """Bin logits ``(B, Q, h, w)`` -> a*b* ``(B, 2, h, w)``: the mean of ``softmax(logits / T)``.
+
+        Between the mode (vivid but patchy) and the mean (smooth but washed out), as in Zhang et al."""
+        probs = torch.softmax(logits.float() / temperature, dim=1)
+        return torch.einsum("bqhw,qc->bchw", probs, self.centres)
+
+
+class ClassificationBaseline(nn.Module):
+    """The VGG-16-style encoder with a distribution over a*b* bins at H/4, decoded by the annealed mean."""
+
+    def __init__(self, cfg: BaselineConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        c = cfg.ch
+        self.quantizer = ABQuantizer(cfg.grid)
+        self.encoder = VGGEncoder(cfg)
+        self.decoder = nn.Sequential(
+            _up(c(512), c(256)),  # H/4
+            conv_bn_relu(c(256), c(256)),
+            nn.Conv2d(c(256), self.quantizer.num_bins, 1),
+        )
+        self.apply(_init_weights)
+
+    def bin_logits(self, lightness: Tensor) -> Tensor:
+        """Unnormalised log-probabilities of each a*b* bin ``(B, Q, H/4, W/4)`` (what the loss trains)."""
+        return self.decoder(self.encoder(lightness))
+
+    def forward(self, lightness: Tensor, global_vector: Tensor | None = None) -> tuple[Tensor, None]:
+        ab = self.quantizer.annealed_mean(self.bin_logits(lightness), self.config.temperature)
+        ab = F.interpolate(ab, scale_factor=2, mode="bilinear", align_corners=False)  # (B, 2, H/2, W/2)
+        return normalize_ab(ab).clamp(0.0, 1.0), None
+
+
+register_family(Family("regression", BaselineConfig.from_dict, RegressionBaseline, dict(BASELINE_PRESETS)))
+register_family(Family("classification", BaselineConfig.from_dict, ClassificationBaseline, dict(BASELINE_PRESETS)))

@@ -1,0 +1,117 @@
+"""The model card every exported checkpoint carries, and the command that reproduces it."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from model.network import count_parameters
+from model.training.config import TrainConfig
+from model.training.data import DataSource
+from model.training.state import Progress
+from model.training.stats import DataStats
+
+ARCHITECTURES = {
+    "fusion": "Iizuka et al. 2016 global + local fusion CNN (low/mid-level, global and fusion networks, "
+    "colourisation decoder, scene classifier)",
+    "regression": "VGG-16-style encoder-decoder regressing a*b* (comparison baseline)",
+    "classification": "VGG-16-style encoder with Zhang et al. 2016's quantised a*b* head (class rebalancing, "
+    "annealed-mean decoding; comparison baseline)",
+}
+AUGMENTATION = "random square crops covering 60-100% of the shorter side, resized; horizontal flips"
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA, bf16 autocast)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu}, {torch.get_num_threads()} torch threads (fp32)"
+
+
+def reproduce_command(cfg: TrainConfig) -> str:
+    """The ``colorize train`` command line that runs this configuration again."""
+    default = TrainConfig(data="", out="")
+    args = ["colorize", "train", "--data", cfg.data, "--out", cfg.out]
+    flags = {
+        "family": "--family",
+        "preset": "--preset",
+        "size": "--size",
+        "batch_size": "--batch-size",
+        "minutes": "--minutes",
+        "max_steps": "--max-steps",
+        "lr": "--lr",
+        "seed": "--seed",
+        "name": "--name",
+        "data_name": "--data-name",
+    }
+    for key, flag in flags.items():
+        value = getattr(cfg, key)
+        if value != getattr(default, key) or key in {"family", "preset", "minutes"}:
+            args += [flag, str(value)]
+    if cfg.teacher:
+        args.append("--teacher")
+    if cfg.loss.chroma_weight != default.loss.chroma_weight:
+        args += ["--chroma-weight", str(cfg.loss.chroma_weight)]
+    return shlex.join(args)
+
+
+def build_card(
+    *,
+    cfg: TrainConfig,
+    family: str,
+    model: nn.Module,
+    source: DataSource,
+    train_count: int,
+    stats: DataStats,
+    progress: Progress,
+    device: torch.device,
+    class_names: tuple[str, ...],
+    loss_text: str,
+) -> dict[str, Any]:
+    minutes = progress.seconds / 60.0
+    data_name = cfg.data_name or f"{source.root.name} ({len(source.samples):,} photos)"
+    return {
+        "name": cfg.name or f"{family}-{cfg.preset}-{source.root.name}",
+        "trained": True,
+        "family": family,
+        "preset": cfg.preset,
+        "architecture": ARCHITECTURES.get(family, family),
+        "parameters": count_parameters(model),
+        "data": {
+            "name": data_name,
+            "split": cfg.split,
+            "train_images": train_count,
+            "labelled_classes": list(class_names),
+            f"{source.kind}_sha256": source.digest,
+        },
+        "recipe": {
+            "optimizer": f"AdamW (lr {cfg.lr:g}, weight decay {cfg.weight_decay:g}), {cfg.warmup_steps} warm-up "
+            "steps, cosine decay over the time budget, gradient clipping at " + f"{cfg.grad_clip:g}",
+            "loss": loss_text,
+            "augmentation": AUGMENTATION,
+            "size": cfg.size,
+            "batch_size": cfg.batch_size,
+            "steps": progress.step,
+            "images_seen": progress.images,
+            "epochs": round(progress.images / max(train_count, 1), 2),
+            "teacher": "EfficientNet-Lite0 ImageNet soft labels" if cfg.teacher else None,
+        },
+        "hardware": hardware(device),
+        "time": {"train_minutes": round(minutes, 2), "budget_minutes": cfg.minutes},
+        "train_config": cfg.to_dict(),
+        "command": reproduce_command(cfg),
+        "class_names": list(class_names),
+        "mean_ab": list(stats.mean_ab),
+    }

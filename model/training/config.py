@@ -1,0 +1,65 @@
+"""The typed configuration of one training run. Saved whole in every checkpoint it produces."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from model.training.losses import LossOptions
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str  # CSV manifest, or folder (with manifest.csv, or a tree of images)
+    out: str  # output folder: state.safetensors (resumable), model.safetensors (fp16, with card), logs
+    family: str = "fusion"  # fusion | regression | classification (any registered family with a loss)
+    preset: str = "tiny"  # the family's preset
+    size: int = 128  # side of the square training crops (multiple of 8)
+    batch_size: int = 32
+    minutes: float = 15.0  # training-time budget of the whole run, resumes included
+    max_steps: int | None = None  # stop earlier after this many optimiser steps (tests, exact comparisons)
+    lr: float = 1e-3  # AdamW peak learning rate; linear warm-up, then cosine decay over the budget
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    teacher: bool = False  # soft ImageNet labels from EfficientNet-Lite0 as an extra global signal (fusion)
+    loss: LossOptions = field(default_factory=LossOptions)
+    split: str = "train"  # which split trains
+    eval_split: str | None = "val"  # evaluated at the end (when the data has this split); None = skip
+    eval_max_side: int | None = 256
+    device: str = "auto"  # auto | cpu | cuda | cuda:N; bf16 autocast on CUDA
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    workers: int = 2  # DataLoader worker processes (decoding, crops, flips)
+    cache_dir: str | None = None  # data statistics and teacher labels are cached here (default: out)
+    checkpoint_minutes: float = 2.0  # how often the resumable state is written
+    log_every: int = 20  # steps between log lines (train_log.jsonl)
+    seed: int = 0
+    name: str | None = None  # model card name (default: "<family>-<preset>-<data folder>")
+    data_name: str | None = None  # how the card names the data (default: the folder name and photo count)
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.size < 16 or self.size % 8:
+            raise ValueError(f"size must be a multiple of 8 and at least 16, got {self.size}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2 (batch norm needs more than one image)")
+        if self.minutes <= 0:
+            raise ValueError("minutes must be positive")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1")
+        if self.lr <= 0:
+            raise ValueError("lr must be positive")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        values = dict(data)
+        values["loss"] = LossOptions(**values.get("loss", {}))
+        return cls(**values)

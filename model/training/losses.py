@@ -1,0 +1,198 @@
+"""One loss per model family, looked up by the family's registry name (as models are in :mod:`model.registry`).
+
+* ``fusion`` (Iizuka et al.): MSE on normalised a*b* + ``alpha`` x cross-entropy of the scene classifier on
+  labelled rows only (alpha = 1/300, the paper's value); optionally + ``alpha`` x KL divergence to a teacher's
+  soft ImageNet labels through a training-only head, so unlabelled photos carry a global signal too.
+* ``regression``: Huber loss on normalised a*b*.
+* ``classification`` (Zhang et al.): cross-entropy against soft-encoded a*b* bins, each pixel weighted by the
+  rarity of its colour (class rebalancing, lambda = 1/2, prior smoothed with sigma = 5).
+
+A loss is built once per run from the network, the data statistics and the loss options; calling it on a
+batch returns the total and its named parts for the progress bar and logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.baselines import ABQuantizer
+from model.color import denormalize_ab
+from model.training.data import UNLABELLED
+from model.training.stats import DataStats
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """Loss settings shared by every family (each family reads the ones it uses)."""
+
+    alpha: float = 1.0 / 300.0  # weight of the classification (and teacher) term
+    huber_delta: float = 0.05  # Huber transition in normalised a*b* units (0.05 = 12.8 a*b* units)
+    rebalance_lambda: float = 0.5  # mix of the empirical colour prior with a uniform one
+    chroma_weight: float = 0.0  # fusion: extra penalty for predicting less chroma than the target (0 = off)
+    teacher_temperature: float = 1.0
+
+
+@dataclass
+class Batch:
+    lightness: Tensor  # (B, 1, S, S) L*/100
+    ab: Tensor  # (B, 2, S/2, S/2) normalised a*b* target
+    labels: Tensor  # (B,) class index or -1
+    teacher: Tensor | None = None  # (B, K) teacher probabilities
+
+
+@dataclass
+class LossOutput:
+    total: Tensor
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+class FamilyLoss(nn.Module):
+    """Base class: a loss may hold trainable parts (e.g. a training-only head) and buffers."""
+
+    def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for the model card."""
+        raise NotImplementedError
+
+
+LossBuilder = Callable[[nn.Module, DataStats, LossOptions, int], FamilyLoss]
+_LOSSES: dict[str, LossBuilder] = {}
+
+
+def register_loss(family: str) -> Callable[[LossBuilder], LossBuilder]:
+    def decorator(builder: LossBuilder) -> LossBuilder:
+        if family in _LOSSES:
+            raise ValueError(f"a loss for family {family!r} is already registered")
+        _LOSSES[family] = builder
+        return builder
+
+    return decorator
+
+
+def build_loss(
+    family: str, model: nn.Module, stats: DataStats, options: LossOptions, teacher_classes: int = 0
+) -> FamilyLoss:
+    """The loss of ``family`` (fails loudly when a family has none)."""
+    try:
+        builder = _LOSSES[family]
+    except KeyError:
+        raise ValueError(f"no loss registered for model family {family!r}; have {sorted(_LOSSES)}") from None
+    return builder(model, stats, options, teacher_classes)
+
+
+def rebalance_weights(histogram: Tensor, quantizer: ABQuantizer, lam: float, sigma: float = 5.0) -> Tensor:
+    """Zhang et al.'s per-bin weights: ``w ∝ ((1 - lam) p~ + lam / Q)^-1`` with ``E_p~[w] = 1``, where p~ is
+    the empirical bin distribution smoothed by a Gaussian of ``sigma`` a*b* units."""
+    p = histogram.double() / histogram.sum().clamp(min=1)
+    c = quantizer.centres.double()
+    kernel = torch.exp(-torch.cdist(c, c).pow(2) / (2 * sigma**2))
+    smooth = kernel @ p
+    smooth = smooth / smooth.sum()
+    w = 1.0 / ((1.0 - lam) * smooth + lam / p.numel())
+    return (w / (smooth * w).sum()).float()
+
+
+def _teacher_term(logits: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    log_q = F.log_softmax(logits.float() / temperature, dim=1)
+    return F.kl_div(log_q, teacher.float(), reduction="batchmean") * temperature**2
+
+
+class FusionLoss(FamilyLoss):
+    def __init__(self, model: nn.Module, stats: DataStats, options: LossOptions, teacher_classes: int) -> None:
+        super().__init__()
+        self.options = options
+        self.hidden: Tensor | None = None
+        self.teacher_head: nn.Module | None = None
+        if teacher_classes:
+            # A training-only head on the classifier's input (the 512w global layer), dropped at export.
+            width = model.classifier.layers[0][0].in_features
+            self.teacher_head = nn.Linear(width, teacher_classes)
+            model.classifier.register_forward_pre_hook(self._keep_hidden)
+
+    def _keep_hidden(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self.hidden = args[0]
+
+    def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        pred, logits = model(batch.lightness)
+        mse = F.mse_loss(pred.float(), batch.ab)
+        total = mse
+        parts = {"mse": mse.item()}
+        if self.options.chroma_weight > 0:
+            # One-sided: only too little chroma is penalised, countering the greyish mean regression tends to.
+            deficit = (batch.ab - 0.5).norm(dim=1) - (pred.float() - 0.5).norm(dim=1)
+            chroma = F.relu(deficit).pow(2).mean()
+            total = total + self.options.chroma_weight * chroma
+            parts["chroma"] = chroma.item()
+        labelled = batch.labels != UNLABELLED
+        if logits is not None and labelled.any():
+            ce = F.cross_entropy(logits[labelled].float(), batch.labels[labelled])
+            total = total + self.options.alpha * ce
+            parts["ce"] = ce.item()
+        if self.teacher_head is not None and batch.teacher is not None and self.hidden is not None:
+            kl = _teacher_term(self.teacher_head(self.hidden), batch.teacher, self.options.teacher_temperature)
+            total = total + self.options.alpha * kl
+            parts["teacher"] = kl.item()
+        return LossOutput(total, parts)
+
+    def describe(self) -> str:
+        o = self.options
+        text = f"MSE on normalised a*b* + {o.alpha:.5g} x cross-entropy on labelled images"
+        if o.chroma_weight:
+            text += f" + {o.chroma_weight:g} x one-sided chroma-deficit penalty"
+        if self.teacher_head is not None:
+            text += f" + {o.alpha:.5g} x KL to the teacher's soft labels (training-only head)"
+        return text
+
+
+class RegressionLoss(FamilyLoss):
+    def __init__(self, model: nn.Module, stats: DataStats, options: LossOptions, teacher_classes: int) -> None:
+        super().__init__()
+        self.delta = options.huber_delta
+
+    def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        pred, _ = model(batch.lightness)
+        loss = F.huber_loss(pred.float(), batch.ab, delta=self.delta)
+        return LossOutput(loss, {"huber": loss.item()})
+
+    def describe(self) -> str:
+        return f"Huber loss on normalised a*b* (delta {self.delta:g})"
+
+
+class ClassificationLoss(FamilyLoss):
+    def __init__(self, model: nn.Module, stats: DataStats, options: LossOptions, teacher_classes: int) -> None:
+        super().__init__()
+        self.quantizer = model.quantizer
+        weights = rebalance_weights(stats.ab_histogram, ABQuantizer(10.0), options.rebalance_lambda)
+        if weights.numel() != self.quantizer.num_bins:  # statistics use 10-unit bins; recount for other grids
+            weights = torch.ones(self.quantizer.num_bins)
+        self.register_buffer("weights", weights)
+        self.rebalance_lambda = options.rebalance_lambda
+
+    def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        logits = model.bin_logits(batch.lightness).float()  # (B, Q, h, w)
+        ab = denormalize_ab(F.adaptive_avg_pool2d(batch.ab, logits.shape[-2:]))
+        idx, weight = self.quantizer.soft_encode(ab)  # (B, 9, h, w)
+        log_p = F.log_softmax(logits, dim=1).gather(1, idx)
+        ce = -(weight * log_p).sum(dim=1)  # (B, h, w)
+        nearest = idx.gather(1, weight.argmax(dim=1, keepdim=True))[:, 0]
+        loss = (self.weights[nearest] * ce).mean()
+        return LossOutput(loss, {"ce": ce.mean().item()})
+
+    def describe(self) -> str:
+        return (
+            f"cross-entropy against soft-encoded a*b* bins ({self.quantizer.num_bins} bins), class rebalancing "
+            f"lambda {self.rebalance_lambda:g}"
+        )
+
+
+register_loss("fusion")(FusionLoss)
+register_loss("regression")(RegressionLoss)
+register_loss("classification")(ClassificationLoss)

@@ -1,0 +1,275 @@
+"""The bulk job: list -> fetch + decode (CPU tasks) -> predict a*b* (actor pool) -> compose + encode + upload
+(CPU tasks) -> report rows streamed back to the driver.
+
+The driver only builds the plan and counts report rows; keys are listed inside a read task and objects never
+pass through it. Video objects are listed in the same pass but colorized afterwards, each whole, by a small
+pool of video actors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from model import Colorizer
+from pipelines.archive.config import REPORT_FOLDER, ArchiveConfig
+from pipelines.archive.keys import KeyListing, is_video, output_key, select
+from pipelines.archive.report import Progress, ReportWriter, Summary, new_run_id
+from pipelines.archive.stages import (
+    ChromaWorker,
+    StageContext,
+    VideoWorker,
+    compose_encode_upload,
+    fetch_and_decode,
+)
+from pipelines.archive.storage import ObjectInfo, Store, iter_manifest, open_store
+
+log = logging.getLogger(__name__)
+
+
+class ArchiveInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run. The report so far (and a summary marked interrupted) has been written; running the
+    same job again finishes only what is left."""
+
+    def __init__(self, summary: Summary) -> None:
+        super().__init__("archive run interrupted")
+        self.summary = summary
+
+
+def _object_stream(config: ArchiveConfig, src: Store) -> Callable[[], Iterable[ObjectInfo]]:
+    """A picklable callable that yields the run's objects: the store's listing or the manifest's keys."""
+    if config.manifest:
+        return functools.partial(iter_manifest, config.manifest, src.location, config.storage)
+    return src.iter_objects
+
+
+def _stage_context(config: ArchiveConfig, src: Store, dst: Store) -> StageContext:
+    return StageContext(
+        src=src,
+        dst=dst,
+        format=config.format,
+        quality=config.quality,
+        overwrite=config.overwrite,
+        limits=config.limits,
+        upsample=config.upsample,
+        io_threads=config.io_threads,
+    )
+
+
+def ensure_ray() -> None:
+    """Connect to the cluster in RAY_ADDRESS, or start a local one, unless Ray is already initialised."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, logging_level=logging.WARNING)
+
+
+@contextlib.contextmanager
+def _quiet_ray_data() -> Iterator[None]:
+    """Our own progress bar and summary replace Ray Data's per-operator bars and stats logs."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    saved = (ctx.enable_progress_bars, ctx.enable_auto_log_stats, ctx.print_on_execution_start)
+    ctx.enable_progress_bars, ctx.enable_auto_log_stats, ctx.print_on_execution_start = False, False, False
+    console = [h for h in logging.getLogger("ray.data").handlers if "File" not in type(h).__name__]
+    for handler in console:
+        handler.addFilter(_drop_chatter)
+    try:
+        yield
+    finally:
+        ctx.enable_progress_bars, ctx.enable_auto_log_stats, ctx.print_on_execution_start = saved
+        for handler in console:
+            handler.removeFilter(_drop_chatter)
+
+
+def _drop_chatter(record: logging.LogRecord) -> bool:
+    """Drop Ray Data's notes about the bars and stats replaced here; keep its real warnings."""
+    message = record.getMessage()
+    return not (message.startswith("Progress bars") or "execution finished in" in message)
+
+
+def _thread_env(threads: int) -> dict[str, Any]:
+    return {"env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}}
+
+
+def build_image_dataset(
+    config: ArchiveConfig, src: Store, dst: Store, factory: Callable[[], Colorizer]
+) -> Any:
+    """The image pipeline as a lazy Ray Dataset of report rows (video keys come out with status ``video``)."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    ctx = _stage_context(config, src, dst)
+    listing = KeyListing(_object_stream(config, src), config.key_filter, config.limit, "all")
+    lo, hi = config.workers
+    return (
+        # Listing is I/O that waits on the store: it takes no CPU slot away from the stages.
+        ray.data.read_datasource(listing, override_num_blocks=1, num_cpus=0)
+        .map_batches(
+            fetch_and_decode,
+            fn_kwargs={"ctx": ctx},
+            batch_size=config.io_batch_size,
+            num_cpus=config.cpus_per_task,
+        )
+        .map_batches(
+            ChromaWorker,
+            fn_constructor_kwargs={"factory": factory, "torch_threads": config.actor_threads},
+            batch_size=config.batch_size,
+            compute=ActorPoolStrategy(min_size=lo, max_size=hi),
+            num_cpus=config.cpus_per_worker,
+            num_gpus=config.gpus_per_worker,
+            # A runtime env of its own (the actor's thread count) also keeps Ray Data from fusing the decode
+            # stage into the actor, which would serialise CPU codecs with inference on the GPU worker.
+            # Crashed actors are restarted and their batches retried (Ray Data's defaults for actor pools).
+            runtime_env=_thread_env(config.actor_threads),
+        )
+        .map_batches(
+            compose_encode_upload,
+            fn_kwargs={"ctx": ctx},
+            batch_size=config.io_batch_size,
+            num_cpus=config.cpus_per_task,
+        )
+    )
+
+
+def build_video_dataset(
+    config: ArchiveConfig, src: Store, dst: Store, factory: Callable[[], Colorizer]
+) -> Any:
+    """Video objects only, one per call, in a small actor pool (a film keeps a worker busy for minutes)."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    ctx = _stage_context(config, src, dst)
+    listing = KeyListing(_object_stream(config, src), config.key_filter, config.limit, "video")
+    return ray.data.read_datasource(listing, override_num_blocks=1, num_cpus=0).map_batches(
+        VideoWorker,
+        fn_constructor_kwargs={"factory": factory, "ctx": ctx, "torch_threads": config.actor_threads},
+        batch_size=1,
+        compute=ActorPoolStrategy(min_size=1, max_size=config.workers[1]),
+        num_cpus=config.cpus_per_worker,
+        num_gpus=config.gpus_per_worker,
+        runtime_env=_thread_env(config.actor_threads),
+    )
+
+
+def _drain(
+    dataset: Any,
+    summary: Summary,
+    writer: ReportWriter,
+    bar: Progress,
+    start: float,
+    progress: Callable[[Summary], None] | None,
+) -> int:
+    """Stream report rows from ``dataset`` into the report and the summary; returns how many rows were
+    deferred videos."""
+    deferred = 0
+    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2))
+    try:
+        for table in batches:
+            rows = table.to_pylist()
+            for row in rows:
+                if row["status"] == "video":
+                    deferred += 1
+                    continue
+                summary.add(row)
+                writer.add(row)
+            if summary.first_row_seconds is None and summary.total:
+                summary.first_row_seconds, summary.first_ok = time.perf_counter() - start, summary.ok
+            summary.seconds = time.perf_counter() - start
+            bar.update(summary, len(rows))
+            if progress is not None:
+                progress(summary)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # stops the streaming executor (and its actors) if we leave early
+    return deferred
+
+
+def run_archive(
+    config: ArchiveConfig,
+    colorizer_factory: Callable[[], Colorizer] | None = None,
+    *,
+    src_store: Store | None = None,
+    dst_store: Store | None = None,
+    progress: Callable[[Summary], None] | None = None,
+) -> Summary:
+    """Colorize everything ``config`` selects and return the run's :class:`Summary`.
+
+    ``colorizer_factory``: a picklable zero-argument callable building the predictor in each inference actor
+    (default: ``config``'s weights/preset/device). ``src_store``/``dst_store`` replace the stores named by
+    ``config.src``/``config.dst`` (other backends, tests). ``progress`` is called with the running summary
+    after every batch of report rows. Ctrl-C raises :class:`ArchiveInterrupted` after writing the report.
+    """
+    src = src_store or open_store(config.src_location, config.storage)
+    dst = dst_store or open_store(config.dst_location, config.storage)
+    if config.dry_run:
+        return dry_run(config, src_store=src, dst_store=dst)
+    factory = colorizer_factory or config.colorizer_factory()
+    run_id = new_run_id()
+    if config.report is None:
+        writer = ReportWriter(dst, REPORT_FOLDER + "/", run_id)
+    else:
+        writer = ReportWriter(open_store(config.report_location, config.storage), "", run_id)
+    summary = Summary(run_id=run_id, src=src.location.url, dst=dst.location.url, report=writer.url)
+    ensure_ray()
+    bar = Progress(config.progress)
+    start = time.perf_counter()
+    try:
+        with _quiet_ray_data():
+            videos = _drain(build_image_dataset(config, src, dst, factory), summary, writer, bar, start, progress)
+            if videos:
+                log.info("colorizing %d video objects", videos)
+                _drain(build_video_dataset(config, src, dst, factory), summary, writer, bar, start, progress)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        summary.seconds = time.perf_counter() - start
+        bar.close()
+        writer.close(summary)
+        raise ArchiveInterrupted(summary) from None
+    bar.close()
+    summary.seconds = time.perf_counter() - start
+    writer.close(summary)
+    return summary
+
+
+def _chunks(items: Iterable[ObjectInfo], size: int) -> Iterator[list[ObjectInfo]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def dry_run(
+    config: ArchiveConfig, *, src_store: Store | None = None, dst_store: Store | None = None
+) -> Summary:
+    """Count what a run would do, without Ray and without writing: objects and bytes selected, videos,
+    outputs that already exist (one HEAD per object, ``io_threads`` at a time) and objects that would fail
+    unread (empty, or over ``max_bytes``). Streams the listing, so memory stays flat."""
+    src = src_store or open_store(config.src_location, config.storage)
+    dst = dst_store or open_store(config.dst_location, config.storage)
+    summary = Summary(src=src.location.url, dst=dst.location.url, dry_run=True)
+    start = time.perf_counter()
+
+    def exists(obj: ObjectInfo) -> bool:
+        return not config.overwrite and dst.size(output_key(obj.key, config.format)[0]) is not None
+
+    chosen = select(_object_stream(config, src)(), config.key_filter, config.limit, "all")
+    with ThreadPoolExecutor(max_workers=config.io_threads) as pool:
+        for chunk in _chunks(chosen, 256):
+            for obj, done in zip(chunk, pool.map(exists, chunk), strict=True):
+                summary.total += 1
+                summary.bytes_in += max(obj.size, 0)
+                summary.videos += is_video(obj.key)
+                if done:
+                    summary.would_skip += 1
+                elif not is_video(obj.key) and (obj.size == 0 or obj.size > config.max_bytes):
+                    summary.would_fail += 1
+    summary.seconds = time.perf_counter() - start
+    return summary

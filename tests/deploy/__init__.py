@@ -1,0 +1,1 @@
+"""Deployment configuration: container image, KubeRay manifests, cluster launcher, multi-node run."""

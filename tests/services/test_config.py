@@ -1,0 +1,119 @@
+"""The Serve config files against Ray's own schema and against the application they deploy (no Ray needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.build import AppArgs, build_app
+from services.launch import load_config, with_http
+from services.model_deployment import BatchConfig
+from services.settings import Settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+CONFIGS = sorted(DEPLOY.glob("serve*.yaml"))
+
+
+def test_config_files_exist() -> None:
+    assert DEPLOY / "serve.yaml" in CONFIGS and DEPLOY / "serve.gpu.yaml" in CONFIGS
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_matches_serve_schema_and_the_app(path: Path) -> None:
+    from ray.serve.schema import ServeApplicationSchema, ServeDeploySchema
+
+    config = load_config(path)
+    assert isinstance(config, ServeDeploySchema)
+    (app,) = config.applications
+    ServeApplicationSchema.model_validate(app.model_dump(exclude_unset=True))
+    assert app.import_path == "services.build:build_app"
+    args = AppArgs.model_validate(app.args)  # the builder's own validation
+    Settings(**args.settings)
+    built = build_app(args)
+    assert built is not None
+    deployments = {d.name: d for d in app.deployments}
+    assert set(deployments) == {"ColorizeIngress", "ColorizerModel"}
+    for d in deployments.values():
+        fields = d.model_dump(exclude_unset=True)
+        # The file is the single source of scaling: every one of these is set there explicitly.
+        for key in ("autoscaling_config", "max_ongoing_requests", "max_queued_requests", "ray_actor_options"):
+            assert key in fields, (d.name, key)
+        auto = fields["autoscaling_config"]
+        assert {"min_replicas", "max_replicas", "target_ongoing_requests"} <= set(auto)
+        assert 1 <= auto["min_replicas"] <= auto["max_replicas"]
+        assert d.max_queued_requests > 0  # a bounded queue: overload is a 503, never unbounded waiting
+    model = deployments["ColorizerModel"]
+    batch = BatchConfig.model_validate(model.user_config)
+    assert model.max_ongoing_requests >= batch.max_batch_size  # else a full batch could never gather
+    assert "num_gpus" in model.ray_actor_options.model_dump(exclude_unset=True)
+
+
+def test_cpu_defaults_fit_this_machine() -> None:
+    config = load_config(DEPLOY / "serve.yaml")
+    total = 0.0
+    for d in config.applications[0].deployments:
+        options = d.ray_actor_options.model_dump(exclude_unset=True)
+        assert options.get("num_gpus", 0) == 0  # a GPU request here would wait forever
+        total += options["num_cpus"] * d.autoscaling_config["max_replicas"]
+    assert total <= 2.0
+    assert (config.http_options.host, config.http_options.port) == ("127.0.0.1", 8000)
+
+
+def test_gpu_config_asks_for_a_gpu() -> None:
+    config = load_config(DEPLOY / "serve.gpu.yaml")
+    model = next(d for d in config.applications[0].deployments if d.name == "ColorizerModel")
+    assert model.ray_actor_options.num_gpus == 1
+
+
+def test_with_http_overrides_host_and_port() -> None:
+    config = with_http(load_config(DEPLOY / "serve.yaml"), "0.0.0.0", 9123)
+    assert (config.http_options.host, config.http_options.port) == ("0.0.0.0", 9123)
+    assert with_http(config) is config
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"model": {"presett": "tiny"}},  # typo
+        {"model": {"top_k": -1}},
+        {"settings": {"max_body_bytes": 0}},
+        {"settings": {"no_such_setting": 1}},
+    ],
+)
+def test_bad_app_args_fail_the_build(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        build_app(bad)  # type: ignore[arg-type]
+
+
+def test_bad_yaml_fails_against_the_schema(tmp_path: Path) -> None:
+    text = (DEPLOY / "serve.yaml").read_text().replace("max_queued_requests", "max_queue_requests", 1)
+    path = tmp_path / "serve.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"unknown Serve config keys: applications\[0\]\.deployments\[0\]\.max_queue_requests"):
+        load_config(path)
+    path.write_text((DEPLOY / "serve.yaml").read_text().replace("num_cpus: 1", "num_cpus: -1", 1))
+    with pytest.raises(ValidationError):
+        load_config(path)
+
+
+def test_settings_read_the_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLORIZE_API_KEY", raising=False)
+    assert not Settings().auth_enabled
+    monkeypatch.setenv("COLORIZE_API_KEY", "s3cret")
+    settings = Settings()
+    assert settings.auth_enabled and settings.api_key is not None
+    assert settings.api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+    monkeypatch.setenv("COLORIZE_MAX_PIXELS", "1000")
+    assert Settings().max_pixels == 1000
+    assert Settings(max_pixels=5).max_pixels == 5  # the config's args win over the environment
+
+
+def test_batch_config_rejects_nonsense() -> None:
+    with pytest.raises(ValidationError):
+        BatchConfig.model_validate({"max_batch_size": 0})
+    with pytest.raises(ValidationError):
+        BatchConfig.model_validate({"batch_size": 8})

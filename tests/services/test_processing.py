@@ -1,0 +1,106 @@
+"""The ingress's plain functions and the error table, without Serve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.exceptions import RequestValidationError
+from ray.serve.exceptions import BackPressureError
+
+from model import ImageLimits
+from model.errors import (
+    EmptyImageError,
+    ImageTooLargeError,
+    InvalidImageError,
+    TruncatedImageError,
+    UnsupportedImageError,
+)
+from services import processing
+from services.errors import (
+    ApiError,
+    NotAnImageError,
+    OverloadedError,
+    UnauthorizedError,
+    error_response,
+    status_for,
+)
+from tests import imagegen
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (EmptyImageError("x"), 400),
+        (TruncatedImageError("x"), 400),
+        (InvalidImageError("x"), 400),
+        (NotAnImageError("x"), 415),
+        (UnsupportedImageError("x"), 415),
+        (ImageTooLargeError("x"), 413),
+        (RequestValidationError([]), 422),
+        (UnauthorizedError("x"), 401),
+        (ApiError(406, "x"), 406),
+        (OverloadedError("x"), 503),
+        (BackPressureError(num_queued_requests=3, max_queued_requests=2), 503),
+        (RuntimeError("bug"), 500),
+    ],
+)
+def test_error_table(exc: Exception, status: int) -> None:
+    assert status_for(exc) == status
+
+
+def test_error_responses_are_json_with_detail() -> None:
+    r = error_response(OverloadedError("queue full"), retry_after_s=3)
+    assert r.status_code == 503 and r.headers["retry-after"] == "3"
+    assert r.body == b'{"detail":"the colorizer is busy: retry shortly","error":"OverloadedError"}'
+    r = error_response(UnauthorizedError("no key"))
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    bug = error_response(RuntimeError("secret internals"))
+    assert bug.status_code == 500 and b"secret internals" not in bug.body
+
+
+def test_decode_tells_text_from_a_damaged_image() -> None:
+    limits = ImageLimits()
+    with pytest.raises(NotAnImageError):
+        processing.decode(imagegen.NOT_AN_IMAGE, limits)
+    with pytest.raises(TruncatedImageError):
+        processing.decode(imagegen.truncated_jpeg(), limits)
+    with pytest.raises(EmptyImageError):
+        processing.decode(b"", limits)
+    damaged = imagegen.grey_jpeg(64, 64)[:30]  # a JPEG header and nothing more
+    with pytest.raises(InvalidImageError) as info:
+        processing.decode(damaged, limits)
+    assert not isinstance(info.value, NotAnImageError)
+
+
+def test_downscale_keeps_aspect_and_never_enlarges() -> None:
+    image = processing.decode(imagegen.rgba_png(120, 80), ImageLimits())
+    small = processing.downscale(image, 60)
+    assert small.lightness.shape == (40, 60) and small.alpha is not None and small.alpha.shape == (40, 60)
+    assert small.lightness.dtype == np.float32
+    assert 0.0 <= float(small.lightness.min()) and float(small.lightness.max()) <= 100.0
+    assert processing.downscale(image, 500) is image
+    assert processing.downscale(image, None) is image
+
+
+@pytest.mark.parametrize(
+    ("requested", "accept", "source", "expected"),
+    [
+        ("webp", "image/png", "JPEG", "webp"),
+        (None, None, "JPEG", "jpeg"),
+        (None, None, "TIFF", "png"),
+        (None, "", "PNG", "png"),
+        (None, "image/*", "WEBP", "webp"),
+        (None, "image/png;q=0.2, image/jpeg;q=0.8", "PNG", "jpeg"),
+        (None, "image/webp, image/png", "JPEG", "webp"),
+        (None, "image/webp;q=0, image/png", "JPEG", "png"),
+        (None, "image/png;q=abc, */*;q=0.1", "JPEG", "jpeg"),
+    ],
+)
+def test_negotiate_format(requested: str | None, accept: str | None, source: str, expected: str) -> None:
+    assert processing.negotiate_format(requested, accept, source, "png") == expected
+
+
+def test_negotiate_format_refuses_what_it_cannot_write() -> None:
+    with pytest.raises(ApiError) as info:
+        processing.negotiate_format(None, "application/json, text/html", "JPEG", "png")
+    assert info.value.status == 406
