@@ -18,6 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BIN="$(cd "${COLORIZE_VENV:-$ROOT/.venv}/bin" && pwd)"
 export PATH="$BIN:$PATH"
+unset RAY_ADDRESS RAY_AUTH_TOKEN_PATH  # this script's cluster only, whatever the caller had
 
 # Short paths: Ray's Unix sockets live under the temp dir and must stay under ~100 characters.
 WORK="$(mktemp -d /tmp/ltbc.XXXXXX)"
@@ -31,7 +32,7 @@ teardown() {
   if [ -n "${DASH_PORT:-}" ]; then
     timeout 30 serve shutdown -a "http://127.0.0.1:$DASH_PORT" -y >/dev/null 2>&1
   fi
-  # Workers first, then the head: each `ray start --block` stops its own node's processes on SIGTERM.
+  # SIGTERM to every node, workers first: each `ray start --block` stops its own node's processes.
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[i]}" 2>/dev/null; done
   for _ in $(seq 1 30); do
     alive=0
@@ -140,21 +141,6 @@ echo "  exit status $archive_rc (1 = some objects failed); $outputs colorized fi
 [ "$outputs" -eq 24 ] || { echo "expected 24 outputs"; exit 1; }
 [ "$archive_rc" = 1 ] || { echo "expected exit status 1 (one corrupt object)"; exit 1; }
 
-say "where the work ran (Ray state API)"
-python - "$DASH_PORT" <<'EOF'
-import sys
-from collections import Counter
-import ray
-from ray.util.state import list_actors
-ray.init(logging_level="ERROR", log_to_driver=False)
-names = {n["NodeID"]: next(k for k in n["Resources"] if k.startswith("sim_")) for n in ray.nodes()}
-actors = list_actors(address=f"http://127.0.0.1:{sys.argv[1]}", detail=True, limit=1000,
-                     raise_on_missing_output=False)
-placed = Counter(names.get(a.node_id, "?") for a in actors if "ChromaWorker" in a.class_name)
-print("  inference actors per node:", dict(sorted(placed.items())))
-assert placed.get("sim_worker_a") and placed.get("sim_worker_b"), "both GPU nodes should have run an actor"
-EOF
-
 say "serve deploy deploy/serve.yaml (HTTP port $HTTP_PORT) through the dashboard's REST API"
 python - "$WORK/serve.yaml" "$HTTP_PORT" <<'EOF'
 import sys, yaml
@@ -169,7 +155,8 @@ for _ in $(seq 1 120); do
   grep -q "DEPLOY_FAILED" <<<"$status" && { echo "$status"; exit 1; }
   sleep 1
 done
-serve status -a "http://127.0.0.1:$DASH_PORT" | sed -n '1,/deployments:/p' | sed 's/^/  /'
+grep -q "status: RUNNING" <<<"$status" || { echo "$status"; echo "the application is not running"; exit 1; }
+serve status -a "http://127.0.0.1:$DASH_PORT" | grep -vE '^ *(message|last_deployed_time_s):' | sed 's/^/  /'
 
 say "curl"
 API="http://127.0.0.1:$HTTP_PORT"
@@ -190,6 +177,27 @@ EOF
 echo "  GET /readyz -> $(curl -sS "$API/readyz")"
 echo "  GET /metrics -> $(curl -sS "$API/metrics" | grep -c '^colorize_') colorize_* samples, e.g."
 curl -sS "$API/metrics" | grep '^colorize_http_requests_total' | sed 's/^/    /'
+
+say "where everything ran (Ray state API)"
+python - "$DASH_PORT" <<'EOF'
+import sys
+from collections import defaultdict
+import ray
+from ray.util.state import list_actors
+ray.init(logging_level="ERROR", log_to_driver=False)
+names = {n["NodeID"]: next(k for k in n["Resources"] if k.startswith("sim_")) for n in ray.nodes()}
+actors = list_actors(address=f"http://127.0.0.1:{sys.argv[1]}", detail=True, limit=1000,
+                     raise_on_missing_output=False)
+placed = defaultdict(list)
+for a in actors:
+    for label in ("ChromaWorker", "ColorizeIngress", "ColorizerModel", "ServeController", "ProxyActor"):
+        if label in a.class_name:
+            placed[label].append(f"{names.get(a.node_id, '?')}({a.state.lower()})")
+for label, where in placed.items():
+    print(f"  {label:16s} {', '.join(sorted(where))}")
+gpu_nodes = {w.split("(")[0] for w in placed["ChromaWorker"]}
+assert gpu_nodes == {"sim_worker_a", "sim_worker_b"}, f"one GPU actor per GPU node expected: {gpu_nodes}"
+EOF
 
 say "ray status"
 ray status --address "$RAY_ADDRESS" | sed 's/^/  /'

@@ -75,13 +75,10 @@ class VGGEncoder(nn.Module):
         c = cfg.ch
 
         def block(cin: int, cout: int, n: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
-            layers: list[nn.Module] = []
-            for i in range(n):
-                conv = conv_bn_relu(cin if i == 0 else cout, cout, stride=stride if i == n - 1 else 1)
-                if dilation > 1:
-                    conv[0].dilation, conv[0].padding = (dilation, dilation), (dilation, dilation)
-                layers.append(conv)
-            return layers
+            return [
+                _conv(cin if i == 0 else cout, cout, stride=stride if i == n - 1 else 1, dilation=dilation)
+                for i in range(n)
+            ]
 
         self.layers = nn.Sequential(
             *block(1, c(64), 2, stride=2),  # H/2
@@ -93,6 +90,15 @@ class VGGEncoder(nn.Module):
 
     def forward(self, lightness: Tensor) -> Tensor:
         return self.layers(lightness)  # (B, 1, H, W) -> (B, 512w, H/8, W/8)
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """3x3 convolution (optionally dilated) + batch norm + ReLU, laid out like :func:`conv_bn_relu`."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
@@ -151,6 +157,9 @@ def _gamut_lattice(grid: float) -> tuple[Tensor, Tensor]:
 class ABQuantizer(nn.Module):
     """Maps a*b* values to gamut bins: hard (nearest bin) and soft (Gaussian over the 3x3 lattice
     neighbourhood, which holds the 5 nearest neighbours Zhang et al. use)."""
+
+    centres: Tensor  # (Q, 2) a*b* of each bin
+    table: Tensor  # (n, n) lattice point -> bin index, -1 off the gamut
 
     def __init__(self, grid: float = 10.0, sigma: float = 5.0) -> None:
         super().__init__()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
@@ -38,6 +39,7 @@ from services.schemas import (
 )
 from services.settings import OutputFormat, Settings
 
+T = TypeVar("T")
 STYLE_MAX_SIDE = 1024  # the global path sees a small square copy; a larger reference only costs transfer
 _NAME_SAFE = " ()-_.,:;/+=&@"  # a model name may keep these
 _LABEL_SAFE = " ()-_./"  # a label may not keep "," or "=", which separate labels and scores
@@ -52,6 +54,7 @@ class ColorizeIngress:
         self.limits = ImageLimits(max_bytes=self.settings.max_body_bytes, max_pixels=self.settings.max_pixels)
         self.metrics = ServiceMetrics()
         self._card: dict[str, Any] | None = None
+        self._model_name: str | None = None  # set once the model has answered a readiness check
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_api(self)
@@ -60,6 +63,16 @@ class ColorizeIngress:
         if self._card is None:
             self._card = await self._call(self.model.card.remote())
         return self._card
+
+    async def model_ready(self) -> str:
+        try:
+            name: str = await self.model.ready.remote()
+        except BackPressureError:
+            if self._model_name is None:
+                raise
+            return self._model_name
+        self._model_name = name
+        return name
 
     async def predict(self, request: ChromaRequest) -> ChromaReply:
         return await self._call(self.model.predict.remote(request))
@@ -102,9 +115,10 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
         tags=["operations"],
     )
     async def readyz() -> Any:
-        """Readiness: the model deployment is loaded and answering."""
+        """Readiness: the model deployment is loaded and answering (a full queue still counts as ready: the
+        model is loaded, just busy, and the 503s of /v1/colorize already tell clients to back off)."""
         try:
-            name = await asyncio.wait_for(ingress._call(ingress.model.ready.remote()), settings.ready_timeout_s)
+            name = await asyncio.wait_for(ingress.model_ready(), settings.ready_timeout_s)
         except Exception:
             return JSONResponse({"detail": "the model is not loaded yet", "error": "NotReady"}, status_code=503)
         return Readiness(model=name)
@@ -149,23 +163,24 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
         start = time.perf_counter()
         body = await processing.read_body(request, settings.max_body_bytes)
         upload = await processing.parse_upload(request, body)
-        image, style = await run_in_threadpool(_decode_upload, upload, ingress.limits, max_side)
+        small = len(body) <= settings.inline_max_bytes
+        image, style = await _cpu(small, _decode_upload, upload, ingress.limits, max_side)
         fmt = processing.negotiate_format(format, request.headers.get("accept"), image.format, settings.default_format)
         decoded_at = time.perf_counter()
         reply = await ingress.predict(
             ChromaRequest(lightness=image.lightness.astype(np.float16), style=style),
         )
         predicted_at = time.perf_counter()
-        data = await run_in_threadpool(processing.render, image, reply.ab, fmt, quality, settings.upsample)
+        small = image.lightness.size <= settings.inline_max_pixels
+        data = await _cpu(small, processing.render, image, reply.ab, fmt, quality, settings.upsample)
         done = time.perf_counter()
-        card = await ingress.model_card()
         ingress.metrics.stage.labels("decode").observe(decoded_at - start)
         ingress.metrics.stage.labels("model").observe(predicted_at - decoded_at)
         ingress.metrics.stage.labels("encode").observe(done - predicted_at)
         ingress.metrics.batch_size.observe(reply.batch_size)
         headers = {
-            "X-Model": _header_value(str(card["name"]), _NAME_SAFE),
-            "X-Model-Trained": "true" if card["trained"] else "false",
+            "X-Model": _header_value(reply.model, _NAME_SAFE),
+            "X-Model-Trained": "true" if reply.trained else "false",
             "X-Scene-Labels": ", ".join(f"{_header_value(n, _LABEL_SAFE)}={p:.4f}" for n, p in reply.labels),
             "X-Batch-Size": str(reply.batch_size),
             "Server-Timing": (
@@ -178,6 +193,12 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
         return Response(data, media_type=processing.MEDIA_TYPES[fmt], headers=headers)
 
     return app
+
+
+async def _cpu(inline: bool, fn: Callable[..., T], *args: Any) -> T:
+    """Run CPU work for a small image on the event loop (a thread hop costs more than the work), and for a
+    large one in the thread pool, so the replica keeps answering meanwhile."""
+    return fn(*args) if inline else await run_in_threadpool(fn, *args)
 
 
 def _decode_upload(

@@ -20,7 +20,7 @@ class AppArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelArgs = Field(default_factory=ModelArgs)
+    model: ModelArgs = ModelArgs()
     # Overrides of services.settings.Settings (limits, formats, ...); the rest comes from COLORIZE_* variables.
     settings: dict[str, Any] = Field(default_factory=dict)
 
@@ -29,5 +29,5 @@ def build_app(args: AppArgs) -> Application:
     """Model deployment behind the ingress. ``args`` may also be a plain dict (it is validated either way)."""
     parsed = AppArgs.model_validate(args if args is not None else {})
     Settings(**parsed.settings)  # a bad setting fails the deploy here, not in every replica
-    model = ColorizerModel.bind(parsed.model.model_dump())
-    return ColorizeIngress.bind(model, parsed.settings)
+    model = ColorizerModel.bind(parsed.model.model_dump())  # type: ignore[attr-defined]
+    return ColorizeIngress.bind(model, parsed.settings)  # type: ignore[attr-defined]

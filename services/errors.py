@@ -52,7 +52,7 @@ class OverloadedError(Exception):
 
 # (error class, HTTP status): the first row whose class matches (isinstance, so subclasses follow their
 # parents unless listed earlier) decides. Order matters: most specific first.
-ERROR_TABLE: tuple[tuple[type[BaseException], int], ...] = (
+ERROR_TABLE: tuple[tuple[type[Exception], int], ...] = (
     (NotAnImageError, 415),
     (EmptyImageError, 400),
     (TruncatedImageError, 400),

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +37,8 @@ class ChromaReply:
     labels: list[tuple[str, float]] = field(default_factory=list)
     batch_size: int = 1
     model_seconds: float = 0.0  # network time of the whole batch this image ran in
+    model: str = ""  # the model's name and whether it is trained, for the answer's headers
+    trained: bool = False
 
 
 class ModelArgs(BaseModel):
@@ -48,9 +50,9 @@ class ModelArgs(BaseModel):
     preset: str | None = None  # an untrained network of this preset instead
     device: str = "auto"  # auto picks the GPU when Ray gave this replica one (num_gpus in serve.yaml)
     precision: str = "auto"
-    max_batch_pixels: int = Field(16_000_000, gt=0)
-    top_k: int = Field(3, ge=0, le=20)
-    torch_threads: int | None = Field(None, ge=1)  # CPU threads per replica; default: torch's choice
+    max_batch_pixels: Annotated[int, Field(gt=0)] = 16_000_000
+    top_k: Annotated[int, Field(ge=0, le=20)] = 3
+    torch_threads: Annotated[int | None, Field(ge=1)] = None  # CPU threads per replica; default: torch's choice
 
 
 class BatchConfig(BaseModel):
@@ -58,8 +60,8 @@ class BatchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int = Field(8, ge=1, le=1024)
-    batch_wait_timeout_s: float = Field(0.005, ge=0.0, le=10.0)
+    max_batch_size: Annotated[int, Field(ge=1, le=1024)] = 8
+    batch_wait_timeout_s: Annotated[float, Field(ge=0.0, le=10.0)] = 0.005
 
 
 @serve.deployment(name="ColorizerModel", max_ongoing_requests=16)
@@ -85,8 +87,9 @@ class ColorizerModel:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         batch = BatchConfig.model_validate(user_config or {})
-        self.predict.set_max_batch_size(batch.max_batch_size)
-        self.predict.set_batch_wait_timeout_s(batch.batch_wait_timeout_s)
+        batcher: Any = self.predict  # @serve.batch adds these setters to the method
+        batcher.set_max_batch_size(batch.max_batch_size)
+        batcher.set_batch_wait_timeout_s(batch.batch_wait_timeout_s)
 
     def card(self) -> dict[str, Any]:
         import torch
@@ -112,12 +115,13 @@ class ColorizerModel:
         replies: list[ChromaReply | None] = [None] * len(requests)
         plain = [i for i, r in enumerate(requests) if r.style is None]
         styled = [i for i, r in enumerate(requests) if r.style is not None]
+        references = [r.style for r in requests if r.style is not None]
         if plain:
             chroma = self.colorizer.predict_chroma([requests[i].lightness for i in plain])
             for i, c in zip(plain, chroma, strict=True):
                 replies[i] = ChromaReply(ab=c.ab, labels=c.labels)
         if styled:
-            vectors = self.colorizer.global_features([requests[i].style for i in styled])
+            vectors = self.colorizer.global_features(references)
             chroma = self.colorizer.predict_chroma([requests[i].lightness for i in styled], style=vectors)
             for i, c in zip(styled, chroma, strict=True):
                 replies[i] = ChromaReply(ab=c.ab, labels=c.labels)
@@ -125,4 +129,5 @@ class ColorizerModel:
         out = [r for r in replies if r is not None]
         for r in out:
             r.batch_size, r.model_seconds = len(requests), elapsed
+            r.model, r.trained = self.colorizer.model_name, self.colorizer.trained
         return out

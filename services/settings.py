@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     upsample: Literal["bilinear", "guided"] = "bilinear"
     # Seconds a client is told to wait (Retry-After) when the model's queue is full.
     retry_after_s: int = Field(1, ge=0)
+    # Images this small are decoded (bytes) and encoded (pixels) on the event loop: a thread-pool hop costs
+    # more than the work. Larger ones go to the thread pool so the replica keeps answering meanwhile.
+    inline_max_bytes: int = Field(256 * 1024, ge=0)
+    inline_max_pixels: int = Field(512 * 512, ge=0)
     # How long /readyz waits for the model deployment before it answers "not ready".
     ready_timeout_s: float = Field(5.0, gt=0)
 

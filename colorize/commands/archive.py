@@ -27,20 +27,31 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("storage")
     g.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, GCS, R2...); default: AWS")
     g.add_argument("--region", help="S3 region (default: the AWS configuration's)")
-    g.add_argument("--manifest", help="Parquet or CSV file with a 'key' column (and optional 'size') to process "
-                   "instead of listing SRC")
+    g.add_argument(
+        "--manifest",
+        help="Parquet or CSV file with a 'key' column (and optional 'size') to process instead of listing SRC",
+    )
     g = p.add_argument_group("selection")
     g.add_argument("--include", action="append", default=[], metavar="GLOB", help="only keys matching (repeatable)")
     g.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip keys matching (repeatable)")
     g.add_argument("--limit", type=int, help="only the first N selected objects")
     resume = g.add_mutually_exclusive_group()
-    resume.add_argument("--resume", dest="overwrite", action="store_false", default=False,
-                        help="skip objects whose output already exists (the default)")
+    resume.add_argument(
+        "--resume",
+        dest="overwrite",
+        action="store_false",
+        default=False,
+        help="skip objects whose output already exists (the default)",
+    )
     resume.add_argument("--overwrite", dest="overwrite", action="store_true", help="redo existing outputs")
     g.add_argument("--dry-run", action="store_true", help="count objects, bytes and existing outputs; write nothing")
     g = p.add_argument_group("outputs")
-    g.add_argument("--format", default="same", choices=["same", "jpeg", "png", "webp"],
-                   help="output format (default: same as the key's extension)")
+    g.add_argument(
+        "--format",
+        default="same",
+        choices=["same", "jpeg", "png", "webp"],
+        help="output format (default: same as the key's extension)",
+    )
     g.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default: 92)")
     g.add_argument("--upsample", default="bilinear", choices=["bilinear", "guided"], help="chroma upsampling")
     g.add_argument("--max-pixels", type=int, help="fail images with more pixels than this")
@@ -48,12 +59,19 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--report", help="report folder (local or s3://); default: DST/_reports")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("resources")
-    g.add_argument("--workers", type=workers, default=(1, 1), metavar="MIN,MAX",
-                   help="inference actors, autoscaled between MIN and MAX (default: 1)")
-    g.add_argument("--gpus-per-worker", type=float, default=0.0,
-                   help="GPUs per inference actor, e.g. 1 or 0.5 (default: 0 = CPU)")
+    g.add_argument(
+        "--workers",
+        type=workers,
+        default=(1, 1),
+        metavar="MIN,MAX",
+        help="inference actors, autoscaled between MIN and MAX (default: 1)",
+    )
+    g.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, help="GPUs per inference actor, e.g. 1 or 0.5 (default: 0 = CPU)"
+    )
     g.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per inference actor (default: 1)")
     g.add_argument("--torch-threads", type=int, help="torch threads per actor (default: its CPUs)")
+    g.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs per decode/encode task (default: 1)")
     g.add_argument("--batch-size", type=int, default=16, help="images per inference call (default: 16)")
     g.add_argument("--io-batch-size", type=int, default=8, help="objects per decode/encode task (default: 8)")
     g.add_argument("--io-threads", type=int, default=16, help="parallel transfers per task (default: 16)")
@@ -100,6 +118,7 @@ def build_config(args: argparse.Namespace, src: str, dst: str, **overrides: Any)
         gpus_per_worker=args.gpus_per_worker,
         cpus_per_worker=args.cpus_per_worker,
         torch_threads=args.torch_threads,
+        cpus_per_task=args.cpus_per_task,
         batch_size=args.batch_size,
         io_batch_size=args.io_batch_size,
         io_threads=args.io_threads,
@@ -122,7 +141,7 @@ def warn_if_untrained(config: Any) -> None:
 
 def execute(config: Any, **kwargs: Any) -> int:
     """Run (or dry-run) and print the summary. Exit status: 0 all done, 1 some objects failed, 130 Ctrl-C."""
-    from pipelines.archive import ArchiveInterrupted, run_archive
+    from pipelines.archive import ArchiveInterrupted, StorageError, run_archive
 
     if not config.dry_run:
         warn_if_untrained(config)
@@ -131,6 +150,9 @@ def execute(config: Any, **kwargs: Any) -> int:
     except ArchiveInterrupted as stop:
         print(stop.summary.format(), file=sys.stderr)
         return 130
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(summary.format())
     return 1 if summary.failed else 0
 

@@ -23,7 +23,7 @@ ARCHITECTURES = {
     "classification": "VGG-16-style encoder with Zhang et al. 2016's quantised a*b* head (class rebalancing, "
     "annealed-mean decoding; comparison baseline)",
 }
-AUGMENTATION = "random square crops covering 60-100% of the shorter side, resized; horizontal flips"
+AUGMENTATION = "random square crops covering 50-100% of the shorter side, resized; horizontal flips"
 
 
 def hardware(device: torch.device) -> str:
@@ -115,3 +115,47 @@ def build_card(
         "class_names": list(class_names),
         "mean_ab": list(stats.mean_ab),
     }
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """The card as a human-readable MODEL_CARD.md."""
+    from model.evaluation import markdown_table
+
+    recipe, data, when = card["recipe"], card["data"], card["time"]
+    lines = [
+        f"# {card['name']}",
+        "",
+        f"- **Architecture**: {card['architecture']} (family `{card['family']}`, preset `{card['preset']}`)",
+        f"- **Parameters**: {card['parameters']:,}",
+        f"- **Data**: {data['name']}, split `{data['split']}` ({data['train_images']:,} photos); "
+        f"labelled classes: {', '.join(data['labelled_classes']) or 'none'}",
+        f"- **Data hash**: {', '.join(f'{k} `{v}`' for k, v in data.items() if k.endswith('sha256'))}",
+        f"- **Recipe**: {recipe['optimizer']}; loss: {recipe['loss']}; {recipe['augmentation']}; "
+        f"{recipe['size']} px crops, batch {recipe['batch_size']}, {recipe['steps']:,} steps "
+        f"({recipe['images_seen']:,} images, {recipe['epochs']} epochs)"
+        + (f"; teacher: {recipe['teacher']}" if recipe.get("teacher") else ""),
+        f"- **Hardware**: {card['hardware']}",
+        f"- **Time**: {when['train_minutes']} min of training",
+        f"- **Training set mean a\\*b\\***: ({card['mean_ab'][0]:.2f}, {card['mean_ab'][1]:.2f})",
+        "",
+        "Reproduce:",
+        "",
+        "```",
+        card["command"],
+        "```",
+    ]
+    evaluation = card.get("eval")
+    if evaluation:
+        res = evaluation["results"]
+        rows = {"this model": res["model"], "greyscale": res["greyscale"], "mean a\\*b\\*": res["mean_ab"]}
+        lines += [
+            "",
+            f"## Evaluation ({evaluation['split']} split, {evaluation['images']} photos)",
+            "",
+            markdown_table(rows, res["ground_truth"]["colorfulness"]),
+            "",
+            "```",
+            evaluation["command"],
+            "```",
+        ]
+    return "\n".join(lines) + "\n"

@@ -112,11 +112,11 @@ def _scan_folder(root: Path) -> DataSource:
 def open_rgb(path: Path) -> Image.Image:
     """Decode one photo upright as 8-bit RGB (training data, not user input: no byte or pixel limits)."""
     with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image) or image
-        return image.convert("RGB")
+        upright = ImageOps.exif_transpose(image) or image
+        return upright.convert("RGB")
 
 
-def random_crop(image: Image.Image, size: int, rng: random.Random, min_scale: float = 0.6) -> Image.Image:
+def random_crop(image: Image.Image, size: int, rng: random.Random, min_scale: float = 0.5) -> Image.Image:
     """A random square crop covering ``min_scale``..1 of the shorter side, resized to ``size``, flipped half
     the time."""
     w, h = image.size

@@ -4,6 +4,7 @@
 
 * ``state.safetensors``: everything needed to resume (``resume=True``), written every few minutes and at the end;
 * ``model.safetensors``: the fp16 checkpoint with its model card (config, recipe, data hash, time, eval table);
+* ``MODEL_CARD.md``: the card, readable;
 * ``train_log.jsonl``: one line per ``log_every`` steps (loss parts, images/s, learning rate).
 """
 
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.registry import build_model, get_family
-from model.training.card import build_card
+from model.training.card import build_card, card_markdown
 from model.training.config import TrainConfig
 from model.training.data import DataSource, PhotoDataset, lab_batch, load_source
 from model.training.losses import Batch, FamilyLoss, build_loss
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.safetensors"
 MODEL_FILE = "model.safetensors"
 LOG_FILE = "train_log.jsonl"
+CARD_FILE = "MODEL_CARD.md"
+STATS_SIZE = 128  # data statistics use central squares of this side, whatever the crop size
 
 
 @dataclass
@@ -74,7 +77,7 @@ def cached_stats(samples: list[Any], cfg: TrainConfig, path: Path, device: torch
         return DataStats(
             (float(stored["mean_ab"][0]), float(stored["mean_ab"][1])), stored["ab_histogram"], int(stored["images"])
         )
-    stats = compute_stats(samples, cfg.size, device=device, workers=cfg.workers, progress=cfg.progress)
+    stats = compute_stats(samples, STATS_SIZE, device=device, workers=cfg.workers, progress=cfg.progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {
         "mean_ab": torch.tensor(stats.mean_ab, dtype=torch.float64),
@@ -129,9 +132,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         class_names = tuple(resumed.meta["class_names"])
     else:
         net_cfg = model_config(cfg.family, cfg.preset, class_names)
-        stats = cached_stats(
-            samples, cfg, cache / f"stats-{source.digest[:12]}-{cfg.split}-{cfg.size}.safetensors", device
-        )
+        stats = cached_stats(samples, cfg, cache / f"stats-{source.digest[:12]}-{cfg.split}.safetensors", device)
         progress = Progress()
 
     model = build_model(cfg.family, net_cfg).to(device)
@@ -174,6 +175,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
     path = save_checkpoint(out / MODEL_FILE, model, family=cfg.family, config=net_cfg, card=card, dtype=torch.float16)
     card = _evaluate_export(cfg, path, source, stats, device) or card
+    (out / CARD_FILE).write_text(card_markdown(card))
     return TrainResult(path, progress, card)
 
 

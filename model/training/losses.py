@@ -106,7 +106,7 @@ def _teacher_term(logits: Tensor, teacher: Tensor, temperature: float) -> Tensor
 
 
 class FusionLoss(FamilyLoss):
-    def __init__(self, model: nn.Module, stats: DataStats, options: LossOptions, teacher_classes: int) -> None:
+    def __init__(self, model: Any, stats: DataStats, options: LossOptions, teacher_classes: int) -> None:
         super().__init__()
         self.options = options
         self.hidden: Tensor | None = None
@@ -167,16 +167,18 @@ class RegressionLoss(FamilyLoss):
 
 
 class ClassificationLoss(FamilyLoss):
-    def __init__(self, model: nn.Module, stats: DataStats, options: LossOptions, teacher_classes: int) -> None:
+    weights: Tensor
+
+    def __init__(self, model: Any, stats: DataStats, options: LossOptions, teacher_classes: int) -> None:
         super().__init__()
-        self.quantizer = model.quantizer
+        self.quantizer: ABQuantizer = model.quantizer
         weights = rebalance_weights(stats.ab_histogram, ABQuantizer(10.0), options.rebalance_lambda)
         if weights.numel() != self.quantizer.num_bins:  # statistics use 10-unit bins; recount for other grids
             weights = torch.ones(self.quantizer.num_bins)
         self.register_buffer("weights", weights)
         self.rebalance_lambda = options.rebalance_lambda
 
-    def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+    def forward(self, model: Any, batch: Batch) -> LossOutput:
         logits = model.bin_logits(batch.lightness).float()  # (B, Q, h, w)
         ab = denormalize_ab(F.adaptive_avg_pool2d(batch.ab, logits.shape[-2:]))
         idx, weight = self.quantizer.soft_encode(ab)  # (B, 9, h, w)

@@ -86,7 +86,7 @@ def load_state(path: Path) -> LoadedState:
     tensors = load_file(str(path))
     stats_meta = json.loads(metadata.pop("stats"))
     stats = DataStats(
-        mean_ab=tuple(stats_meta["mean_ab"]),  # type: ignore[arg-type]
+        mean_ab=(float(stats_meta["mean_ab"][0]), float(stats_meta["mean_ab"][1])),
         ab_histogram=tensors.pop("stats.ab_histogram"),
         images=stats_meta["images"],
     )

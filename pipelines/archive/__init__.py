@@ -1,9 +1,9 @@
 """Bulk-colorize an archive (S3-compatible object storage or a local folder) with Ray Data.
 
-    from pipelines.archive import ArchiveConfig, run_archive
+from pipelines.archive import ArchiveConfig, run_archive
 
-    summary = run_archive(ArchiveConfig(src="s3://bucket/archive", dst="s3://bucket/colorized"))
-    print(summary.format())
+summary = run_archive(ArchiveConfig(src="s3://bucket/archive", dst="s3://bucket/colorized"))
+print(summary.format())
 """
 
 from pipelines.archive.config import ArchiveConfig, ModelSpec

@@ -28,7 +28,7 @@ from pipelines.archive.stages import (
     compose_encode_upload,
     fetch_and_decode,
 )
-from pipelines.archive.storage import ObjectInfo, Store, iter_manifest, open_store
+from pipelines.archive.storage import ObjectInfo, StorageError, Store, iter_manifest, open_store
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,7 @@ def _thread_env(threads: int) -> dict[str, Any]:
     return {"env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}}
 
 
-def build_image_dataset(
-    config: ArchiveConfig, src: Store, dst: Store, factory: Callable[[], Colorizer]
-) -> Any:
+def build_image_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: Callable[[], Colorizer]) -> Any:
     """The image pipeline as a lazy Ray Dataset of report rows (video keys come out with status ``video``)."""
     import ray
     from ray.data import ActorPoolStrategy
@@ -112,6 +110,9 @@ def build_image_dataset(
     return (
         # Listing is I/O that waits on the store: it takes no CPU slot away from the stages.
         ray.data.read_datasource(listing, override_num_blocks=1, num_cpus=0)
+        # A map task takes whole input blocks, and Ray would pack the listing into large ones: cut it into
+        # blocks of io_batch_size keys so that decoding spreads over every CPU and results stream back.
+        .repartition(target_num_rows_per_block=config.io_batch_size)
         .map_batches(
             fetch_and_decode,
             fn_kwargs={"ctx": ctx},
@@ -139,23 +140,25 @@ def build_image_dataset(
     )
 
 
-def build_video_dataset(
-    config: ArchiveConfig, src: Store, dst: Store, factory: Callable[[], Colorizer]
-) -> Any:
+def build_video_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: Callable[[], Colorizer]) -> Any:
     """Video objects only, one per call, in a small actor pool (a film keeps a worker busy for minutes)."""
     import ray
     from ray.data import ActorPoolStrategy
 
     ctx = _stage_context(config, src, dst)
     listing = KeyListing(_object_stream(config, src), config.key_filter, config.limit, "video")
-    return ray.data.read_datasource(listing, override_num_blocks=1, num_cpus=0).map_batches(
-        VideoWorker,
-        fn_constructor_kwargs={"factory": factory, "ctx": ctx, "torch_threads": config.actor_threads},
-        batch_size=1,
-        compute=ActorPoolStrategy(min_size=1, max_size=config.workers[1]),
-        num_cpus=config.cpus_per_worker,
-        num_gpus=config.gpus_per_worker,
-        runtime_env=_thread_env(config.actor_threads),
+    return (
+        ray.data.read_datasource(listing, override_num_blocks=1, num_cpus=0)
+        .repartition(target_num_rows_per_block=1)
+        .map_batches(
+            VideoWorker,
+            fn_constructor_kwargs={"factory": factory, "ctx": ctx, "torch_threads": config.actor_threads},
+            batch_size=1,
+            compute=ActorPoolStrategy(min_size=1, max_size=config.workers[1]),
+            num_cpus=config.cpus_per_worker,
+            num_gpus=config.gpus_per_worker,
+            runtime_env=_thread_env(config.actor_threads),
+        )
     )
 
 
@@ -212,6 +215,7 @@ def run_archive(
     dst = dst_store or open_store(config.dst_location, config.storage)
     if config.dry_run:
         return dry_run(config, src_store=src, dst_store=dst)
+    _check_source(config, src)
     factory = colorizer_factory or config.colorizer_factory()
     run_id = new_run_id()
     if config.report is None:
@@ -240,15 +244,29 @@ def run_archive(
     return summary
 
 
+def _check_source(config: ArchiveConfig, src: Store) -> None:
+    """Fail fast, in the driver, on a missing bucket, folder or manifest or on bad credentials (one listing
+    request) rather than inside the cluster."""
+    stream = iter(_object_stream(config, src)())
+    try:
+        next(stream, None)
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"cannot read {config.manifest or src.location.url}: {exc}") from exc
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
 def _chunks(items: Iterable[ObjectInfo], size: int) -> Iterator[list[ObjectInfo]]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
         yield chunk
 
 
-def dry_run(
-    config: ArchiveConfig, *, src_store: Store | None = None, dst_store: Store | None = None
-) -> Summary:
+def dry_run(config: ArchiveConfig, *, src_store: Store | None = None, dst_store: Store | None = None) -> Summary:
     """Count what a run would do, without Ray and without writing: objects and bytes selected, videos,
     outputs that already exist (one HEAD per object, ``io_threads`` at a time) and objects that would fail
     unread (empty, or over ``max_bytes``). Streams the listing, so memory stays flat."""

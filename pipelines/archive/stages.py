@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ class StageContext:
     format: str = "same"
     quality: int = 92
     overwrite: bool = False
-    limits: ImageLimits = ImageLimits()
+    limits: ImageLimits = field(default_factory=ImageLimits)
     upsample: str = "bilinear"
     io_threads: int = 16
 
@@ -253,9 +253,7 @@ class VideoWorker:
     """Colorizes whole video objects, one at a time: download to a temporary file, ``colorize_video``,
     upload. Uses the predictor like :class:`ChromaWorker`; needs :mod:`pipelines.video`."""
 
-    def __init__(
-        self, factory: Callable[[], Colorizer], ctx: StageContext, torch_threads: int | None = None
-    ) -> None:
+    def __init__(self, factory: Callable[[], Colorizer], ctx: StageContext, torch_threads: int | None = None) -> None:
         import torch
 
         if torch_threads:

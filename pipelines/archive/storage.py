@@ -324,7 +324,9 @@ class S3Store:
             kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": PAGE_SIZE}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call(f"list s3://{bucket}/{prefix}", lambda kw=kwargs: self.client.list_objects_v2(**kw))
+            page: dict[str, Any] = self._call(
+                f"list s3://{bucket}/{prefix}", functools.partial(self.client.list_objects_v2, **kwargs)
+            )
             for item in page.get("Contents", ()):
                 key = item["Key"][len(prefix) :]
                 if key and not key.endswith("/"):  # skip "folder" marker objects

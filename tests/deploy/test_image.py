@@ -120,6 +120,6 @@ def test_the_runtime_stage_installs_a_wheel_not_the_source_tree() -> None:
     runtime = steps[froms[1] :]
     copies = [rest for word, rest in runtime if word == "COPY"]
     assert any("--from=build" in c for c in copies)
-    from_context = [c.split()[-2] for c in copies if "--from=" not in c]
-    assert from_context == ["deploy/serve.yaml"], from_context
+    from_context = [src for c in copies if "--from=" not in c for src in c.split()[1:-1]]
+    assert from_context == ["deploy/serve.yaml", "deploy/serve.gpu.yaml"], from_context
     assert any(word == "RUN" and ".whl" in rest for word, rest in runtime)

@@ -4,8 +4,12 @@ objects, and checks that an output really is its input colorized."""
 from __future__ import annotations
 
 import io
+import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,8 +36,11 @@ class MotoS3:
 @pytest.fixture(scope="module")
 def moto_s3() -> Iterator[MotoS3]:
     """A moto S3 server on a free loopback port for the module; explicit test credentials travel to workers."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -50,10 +57,6 @@ def _noise_png(width: int, height: int, seed: int) -> bytes:
     return imagegen.encode(Image.fromarray(pixels, "RGB"), "PNG")
 
 
-def _small_sepia(width: int, height: int, seed: int) -> bytes:
-    return imagegen.sepia_jpeg(width, height, seed)
-
-
 def build_archive() -> tuple[dict[str, bytes], dict[str, str]]:
     """(valid objects, bad objects -> expected error class): 44 images and 9 bad objects in nested folders."""
     valid: dict[str, bytes] = {}
@@ -61,7 +64,7 @@ def build_archive() -> tuple[dict[str, bytes], dict[str, str]]:
         folder = ("letters/1921", "letters/1922/march", "portraits")[i % 3]
         valid[f"{folder}/grey-{i:02d}.jpg"] = imagegen.grey_jpeg(48 + 9 * i, 40 + 7 * (i % 5), seed=i)
     for i in range(8):
-        valid[f"postcards/sepia/card-{i}.jpg"] = _small_sepia(96 + 8 * i, 64 + 4 * i, seed=100 + i)
+        valid[f"postcards/sepia/card-{i}.jpg"] = imagegen.sepia_jpeg(96 + 8 * i, 64 + 4 * i, seed=100 + i)
     for i in range(4):
         valid[f"scans/transparent/rgba-{i}.png"] = imagegen.rgba_png(40 + 10 * i, 30 + 6 * i, seed=200 + i)
     for i in range(3):
@@ -118,6 +121,40 @@ def assert_colorized(source: bytes, output: bytes) -> None:
     assert np.abs(after.lightness - before.lightness).mean() < 1.0
     assert (after.alpha is None) == (before.alpha is None)
     if before.alpha is not None:
-        assert np.array_equal(after.alpha, before.alpha)
+        assert after.alpha is not None and np.array_equal(after.alpha, before.alpha)
     with Image.open(io.BytesIO(output)) as image:
         assert image.getexif().get(imagegen.EXIF_ORIENTATION, 1) == 1
+
+
+class _Throttled:
+    """A predictor that is slow (``delay`` seconds per call) and, given a marker path that does not exist yet,
+    kills its own process on the first call (a crashed worker). Everything else is the real predictor."""
+
+    def __init__(self, inner: Any, delay: float, crash_marker: str | None) -> None:
+        self.inner, self.delay, self.crash_marker = inner, delay, crash_marker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def predict_chroma(self, planes: Any, **kwargs: Any) -> Any:
+        if self.crash_marker is not None and not os.path.exists(self.crash_marker):
+            Path(self.crash_marker).write_text("crashed once")
+            os._exit(1)  # the actor process dies mid-batch, as on a segfault or an OOM kill
+        time.sleep(self.delay)
+        return self.inner.predict_chroma(planes, **kwargs)
+
+
+@dataclass(frozen=True)
+class TinyPredictor:
+    """Picklable factory of the smallest network, optionally slowed down or crashing once (see _Throttled)."""
+
+    delay: float = 0.0
+    crash_marker: str | None = None
+
+    def __call__(self) -> Any:
+        from model import Colorizer, PredictorConfig
+
+        inner = Colorizer.from_pretrained(preset="test", config=PredictorConfig(device="cpu"))
+        if not self.delay and self.crash_marker is None:
+            return inner
+        return _Throttled(inner, self.delay, self.crash_marker)

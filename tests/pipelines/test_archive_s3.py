@@ -5,6 +5,7 @@ to the same result, SRC untouched."""
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,14 @@ from pipelines.archive import (
     output_key,
     run_archive,
 )
-from tests.pipelines.archive_helpers import MAX_BYTES, MotoS3, all_objects, assert_colorized, moto_s3
+from tests.pipelines.archive_helpers import (
+    MAX_BYTES,
+    MotoS3,
+    TinyPredictor,
+    all_objects,
+    assert_colorized,
+    moto_s3,
+)
 
 pytestmark = pytest.mark.slow
 __all__ = ["moto_s3"]  # the fixture, imported for this module
@@ -172,10 +180,13 @@ def test_interrupted_run_resumes_to_the_same_outputs(
         if summary.total >= 8:
             raise KeyboardInterrupt  # what Ctrl-C does in the driver
 
+    slow = TinyPredictor(delay=0.5)  # ~6 s of inference: the interrupt lands early in the run
     with pytest.raises(ArchiveInterrupted) as stopped:
-        run_archive(config(archive, dst), progress=stop_early)
-    assert stopped.value.summary.interrupted
+        run_archive(config(archive, dst, batch_size=4), slow, progress=stop_early)
+    assert stopped.value.summary.interrupted and stopped.value.summary.total >= 8
     partial = outputs(dst, archive["options"])
+    time.sleep(1.5)
+    assert outputs(dst, archive["options"]).keys() == partial.keys()  # the job stopped: nothing more appears
     assert 0 < len(partial) < len(first_run["outputs"])
 
     resumed = run_archive(config(archive, dst))

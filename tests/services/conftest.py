@@ -51,7 +51,7 @@ def serve_test_config(port: int) -> Any:
     ingress, model = _deployment(main, "ColorizeIngress"), _deployment(main, "ColorizerModel")
     ingress["ray_actor_options"] = {"num_cpus": 0}
     ingress["autoscaling_config"] = {**ingress["autoscaling_config"], "min_replicas": 1, "max_replicas": 1}
-    model["ray_actor_options"] = {"num_cpus": 0.1, "num_gpus": 0}
+    model["ray_actor_options"] = {"num_cpus": 0, "num_gpus": 0}
     model["user_config"] = {"max_batch_size": 8, "batch_wait_timeout_s": 0.01}
 
     tight = {

@@ -161,3 +161,15 @@ def test_metrics_count_requests_by_status_and_batch_sizes(client: Any) -> None:
     assert 'colorize_http_request_duration_seconds_bucket{le="0.5",route="/v1/colorize"}' in text
     assert "colorize_batch_size_count" in text
     assert 'colorize_stage_duration_seconds_count{stage="model"}' in text
+
+
+@pytest.mark.parametrize(
+    "make",
+    [imagegen.one_pixel_png, imagegen.sixteen_bit_png, imagegen.cmyk_jpeg, imagegen.palette_png, imagegen.sepia_jpeg],
+    ids=lambda f: f.__name__,
+)
+def test_unusual_but_valid_images(client: Any, make: Any) -> None:
+    data = make()
+    r = client.post("/v1/colorize?format=png", content=data)
+    assert r.status_code == 200, r.text
+    assert_colorized(data, r.content, "png")

@@ -92,7 +92,9 @@ def test_bad_yaml_fails_against_the_schema(tmp_path: Path) -> None:
     text = (DEPLOY / "serve.yaml").read_text().replace("max_queued_requests", "max_queue_requests", 1)
     path = tmp_path / "serve.yaml"
     path.write_text(text)
-    with pytest.raises(ValueError, match=r"unknown Serve config keys: applications\[0\]\.deployments\[0\]\.max_queue_requests"):
+    with pytest.raises(
+        ValueError, match=r"unknown Serve config keys: applications\[0\]\.deployments\[0\]\.max_queue_requests"
+    ):
         load_config(path)
     path.write_text((DEPLOY / "serve.yaml").read_text().replace("num_cpus: 1", "num_cpus: -1", 1))
     with pytest.raises(ValidationError):

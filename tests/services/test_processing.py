@@ -77,7 +77,7 @@ def test_downscale_keeps_aspect_and_never_enlarges() -> None:
     small = processing.downscale(image, 60)
     assert small.lightness.shape == (40, 60) and small.alpha is not None and small.alpha.shape == (40, 60)
     assert small.lightness.dtype == np.float32
-    assert 0.0 <= float(small.lightness.min()) and float(small.lightness.max()) <= 100.0
+    assert float(small.lightness.min()) >= 0.0 and float(small.lightness.max()) <= 100.0
     assert processing.downscale(image, 500) is image
     assert processing.downscale(image, None) is image
 

@@ -4,12 +4,15 @@ API-key field on a server that needs one."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests import imagegen
 from tests.services.conftest import ServeEndpoints
@@ -51,6 +54,10 @@ def photo(tmp_path: Path) -> Path:
     return path
 
 
+def _chroma(rgb: np.ndarray) -> float:
+    return float(np.abs(rgb[..., 0] - rgb[..., 1]).mean() + np.abs(rgb[..., 1] - rgb[..., 2]).mean())
+
+
 def _colorize(page: Any, photo: Path) -> None:
     page.set_input_files("#file", str(photo))
     page.select_option("#format", "png")
@@ -62,7 +69,10 @@ def test_upload_shows_the_colorized_result(serve_app: ServeEndpoints, browser: A
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     external: list[str] = []
-    page.on("request", lambda req: None if req.url.startswith(("http://127.0.0.1", "blob:", "data:")) else external.append(req.url))
+    page.on(
+        "request",
+        lambda req: None if req.url.startswith(("http://127.0.0.1", "blob:", "data:")) else external.append(req.url),
+    )
     page.goto(serve_app.base + "/")
     assert page.is_disabled("#go")
     _colorize(page, photo)
@@ -78,6 +88,11 @@ def test_upload_shows_the_colorized_result(serve_app: ServeEndpoints, browser: A
     page.fill("#slider", "20")
     page.dispatch_event("#slider", "input")
     assert page.eval_on_selector("#compare", "el => el.style.getPropertyValue('--pos')") == "20%"
+    # Left of the handle the grey original, right of it the colorized result.
+    shot = np.asarray(Image.open(io.BytesIO(page.locator("#compare").screenshot())).convert("RGB"), np.int16)
+    width = shot.shape[1]
+    left, right = shot[:, int(width * 0.05) : int(width * 0.15)], shot[:, int(width * 0.4) : int(width * 0.9)]
+    assert _chroma(left) < 2.0 < _chroma(right), (_chroma(left), _chroma(right))
     download = page.get_attribute("#download", "download")
     assert download == "old photo-colorized.png"
     with page.expect_download() as info:

@@ -1,0 +1,313 @@
+"""Film colorization: flicker, fidelity, throughput and memory. Prints markdown tables.
+
+1. **Films** (paths as arguments): each is colorized per frame (``--temporal off``) and with temporal
+   consistency, and its frames once more as still images through the same predictor (``colorize_batch``, no
+   video I/O). Reports the warping error (Lai et al. 2018) of both outputs and of the greyscale input itself
+   (the floor: every output keeps the input's L*), wall times and their ratio to the stills, and the process's
+   resident memory sampled while the film runs (at each quarter of the frames, and the peak).
+2. **Ground truth**: a colour clip (pans across photos from a training pack given with ``--train-pack``, or a
+   synthetic scene without it), made greyscale, colorized both ways: PSNR against the colour original and
+   warping error.
+
+    python -m benchmarks.video FILM... [--train-pack DIR] [--weights W | --preset P] [--frames-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from model import Colorizer, DecodedImage, PredictorConfig
+from model.color import lab_to_rgb, srgb8_to_lightness
+from pipelines.video import VideoOptions, colorize_video
+from pipelines.video.io import read_frames
+from pipelines.video.metrics import psnr, video_warping_error
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class MemorySampler:
+    """Resident memory every ``interval`` seconds, with how many frames were done at that moment."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.frames = 0
+        self.samples: list[tuple[float, int, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        start = time.perf_counter()
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter() - start, self.frames, rss_mib()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((float("nan"), self.frames, rss_mib()))
+
+    def at_quarters(self, total: int) -> list[float]:
+        """Largest RSS seen up to 25/50/75/100% of the colorized frames."""
+        out = []
+        for q in (0.25, 0.5, 0.75, 1.0):
+            seen = [rss for _, done, rss in self.samples if done <= q * total]
+            out.append(max(seen) if seen else float("nan"))
+        return out
+
+
+def run_film(src: Path, dst: Path, colorizer: Colorizer, options: VideoOptions) -> tuple[dict[str, Any], Any]:
+    with MemorySampler() as memory:
+
+        def count(_rgb: np.ndarray, _frame: Any) -> None:
+            memory.frames += 1
+
+        summary = colorize_video(src, dst, colorizer, options, on_frame=count)
+    return summary, memory
+
+
+def stills_seconds(src: Path, colorizer: Colorizer, batch: int) -> float:
+    """Seconds to colorize the film's frames as still images (decoding excluded, same batch size)."""
+    total = 0.0
+    planes: list[np.ndarray] = []
+
+    def flush() -> float:
+        images = [DecodedImage(lightness=p, alpha=None, format=None, mode="L") for p in planes]
+        t0 = time.perf_counter()
+        colorizer.colorize_batch(images)
+        planes.clear()
+        return time.perf_counter() - t0
+
+    for frame in read_frames(src):
+        planes.append(frame.lightness)
+        if len(planes) == batch:
+            total += flush()
+    if planes:
+        total += flush()
+    return total
+
+
+def contact_sheet(paths: dict[str, Path], indices: list[int], out: Path, width: int = 320) -> None:
+    rows = []
+    for path in paths.values():
+        keep = {}
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i in indices:
+                    keep[i] = frame.to_ndarray(format="rgb24")
+        tiles = [cv2.resize(keep[i], (width, round(width * keep[i].shape[0] / keep[i].shape[1]))) for i in keep]
+        rows.append(np.concatenate(tiles, axis=1))
+    Image.fromarray(np.concatenate(rows, axis=0)).save(out)
+
+
+# ------------------------------------------------------------------------------------ ground-truth clip
+def _photos(pack: Path | None, n: int, size: int) -> list[np.ndarray]:
+    if pack is None:  # synthetic: sky, ground, a few coloured discs
+        rng = np.random.default_rng(0)
+        out = []
+        for k in range(n):
+            img = np.zeros((size, size, 3), np.float32)
+            img[: size // 2] = rng.uniform(0.2, 0.9, 3)
+            img[size // 2 :] = rng.uniform(0.1, 0.7, 3)
+            y, x = np.mgrid[0:size, 0:size]
+            for _ in range(4):
+                cx, cy, r = rng.uniform(0, size, 2).tolist() + [rng.uniform(0.05, 0.2) * size]
+                img[(x - cx) ** 2 + (y - cy) ** 2 < r**2] = rng.uniform(0, 1, 3)
+            img += 0.04 * np.sin(x / (5 + k))[..., None]
+            out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
+        return out
+    with open(pack / "manifest.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "val"]
+    picks = np.random.default_rng(7).choice(len(rows), n, replace=False)
+    photos = []
+    for i in picks:
+        image = Image.open(pack / rows[i]["path"]).convert("RGB").resize((size, size), Image.BICUBIC)
+        photos.append(np.asarray(image))
+    return photos
+
+
+def truth_frames(pack: Path | None, shots: int, per_shot: int, w: int, h: int) -> Iterator[np.ndarray]:
+    """Colour frames: each shot pans and slowly zooms across one photo; hard cuts between shots."""
+    for k, photo in enumerate(_photos(pack, shots, int(max(w, h) * 1.5))):
+        size = photo.shape[0]
+        for t in range(per_shot):
+            s = t / max(per_shot - 1, 1)
+            zoom = 1.0 + 0.15 * s
+            cw, ch = w * 1.2 / zoom, h * 1.2 / zoom
+            x0 = (size - cw) * (0.1 + 0.8 * s if k % 2 == 0 else 0.9 - 0.8 * s)
+            y0 = (size - ch) * (0.3 + 0.3 * s)
+            m = np.float32([[w / cw, 0, -x0 * w / cw], [0, h / ch, -y0 * h / ch]])
+            yield cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
+def write_grey_clip(frames: Iterator[np.ndarray], path: Path, fps: int = 24) -> int:
+    n = 0
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        first = next(frames)
+        stream.height, stream.width = first.shape[:2]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "10"}
+        for rgb in [first, *frames]:
+            lum = srgb8_to_lightness(rgb)  # the grey picture with the colour frame's own L*
+            grey = np.clip(np.round(_lightness_to_srgb8(lum)), 0, 255).astype(np.uint8)
+            picture = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, -1), format="rgb24")
+            picture.pts, picture.time_base = n, Fraction(1, fps)
+            out.mux(stream.encode(picture))
+            n += 1
+        out.mux(stream.encode(None))
+    return n
+
+
+def _lightness_to_srgb8(lum: np.ndarray) -> np.ndarray:
+    lab = torch.from_numpy(np.stack([lum, np.zeros_like(lum), np.zeros_like(lum)]).astype(np.float32))
+    return lab_to_rgb(lab)[0].numpy() * 255.0
+
+
+def mean_psnr(path: Path, truth: Callable[[], Iterator[np.ndarray]]) -> float:
+    scores = []
+    with av.open(str(path)) as container:
+        for frame, gt in zip(container.decode(video=0), truth(), strict=True):
+            scores.append(psnr(frame.to_ndarray(format="rgb24"), gt))
+    return float(np.mean(scores))
+
+
+# ------------------------------------------------------------------------------------------------- main
+VARIANTS = {
+    "per-frame": VideoOptions(temporal=False),
+    "temporal": VideoOptions(),
+}
+ABLATIONS = {
+    "shot style only": VideoOptions(filter_strength=0.0),
+    "filter only": VideoOptions(shot_style=False),
+}
+
+
+def films(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> None:
+    print("\n### Films\n")
+    print("| film | frames | shots | output | warping error x1e3 | above input floor | seconds | vs stills |")
+    print("|---|---|---|---|---|---|---|---|")
+    mem_rows = []
+    for film in args.films:
+        film = Path(film)
+        stills = stills_seconds(film, colorizer, args.batch)
+        outs, summaries, memories = {}, {}, {}
+        for name, options in VARIANTS.items():
+            dst = work / f"{film.stem}-{name}.mp4"
+            summaries[name], memories[name] = run_film(film, dst, colorizer, options.replace(batch_size=args.batch))
+            outs[name] = dst
+        cuts = summaries["temporal"]["cuts"]
+        errors = video_warping_error(outs, film, cuts=cuts, include_source=True)
+        floor = errors["source"]
+        n = summaries["temporal"]["frames"]
+        print(f"| {film.name} | {n} | {len(cuts)} | greyscale input | {floor * 1e3:.3f} | - | - | - |")
+        print(f"| | | | stills (no video I/O) | - | - | {stills:.1f} | 1.00 |")
+        for name in VARIANTS:
+            err, sec = errors[name], summaries[name]["seconds"]
+            print(
+                f"| | | | {name} | {err * 1e3:.3f} | {(err - floor) * 1e3:.3f} | {sec:.1f} | {sec / stills:.2f} |"
+            )
+        drop = 1 - errors["temporal"] / errors["per-frame"]
+        excess = 1 - (errors["temporal"] - floor) / max(errors["per-frame"] - floor, 1e-12)
+        print(f"| | | | **temporal vs per-frame** | **{drop:.0%} lower** | **{excess:.0%} lower** | | |")
+        for name, memory in memories.items():
+            mem_rows.append((film.name, name, memory.at_quarters(n), max(r for *_, r in memory.samples)))
+        if args.frames_dir:
+            args.frames_dir.mkdir(parents=True, exist_ok=True)
+            picks = [int(n * q) for q in (0.1, 0.3, 0.5, 0.7, 0.9)]
+            contact_sheet({"in": film, **outs}, picks, args.frames_dir / f"{film.stem}.png")
+    print("\n### Resident memory (MiB) while colorizing, largest so far at each quarter of the film\n")
+    print("| film | mode | 25% | 50% | 75% | 100% | peak |")
+    print("|---|---|---|---|---|---|---|")
+    for name, mode, quarters, peak in mem_rows:
+        print(f"| {name} | {mode} | " + " | ".join(f"{q:.0f}" for q in quarters) + f" | {peak:.0f} |")
+
+
+def ground_truth(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> None:
+    w, h, shots, per_shot = 320, 240, args.gt_shots, args.gt_frames
+
+    def truth() -> Iterator[np.ndarray]:
+        return truth_frames(args.train_pack, shots, per_shot, w, h)
+
+    src = work / "truth-grey.mp4"
+    n = write_grey_clip(truth(), src)
+    source = f"{args.train_pack.name} photos" if args.train_pack else "synthetic"
+    print(f"\n### Ground truth: {n} frames, {shots} shots, {w}x{h}, {source}\n")
+    print("| output | PSNR dB | warping error x1e3 | above input floor |")
+    print("|---|---|---|---|")
+    variants = {**VARIANTS, **(ABLATIONS if args.ablations else {})}
+    outs = {}
+    for name, options in variants.items():
+        outs[name] = work / f"truth-{name.replace(' ', '-')}.mp4"
+        colorize_video(src, outs[name], colorizer, options.replace(batch_size=args.batch))
+    cuts = [k * per_shot for k in range(shots)]
+    errors = video_warping_error(outs, src, cuts=cuts, include_source=True)
+    floor = errors["source"]
+    scores = {name: mean_psnr(path, truth) for name, path in outs.items()}
+    print(f"| greyscale input | {mean_psnr(src, truth):.2f} | {floor * 1e3:.3f} | - |")
+    for name in variants:
+        print(f"| {name} | {scores[name]:.2f} | {errors[name] * 1e3:.3f} | {(errors[name] - floor) * 1e3:.3f} |")
+    print(
+        f"\ntemporal vs per-frame: PSNR {scores['temporal'] - scores['per-frame']:+.2f} dB, warping error "
+        f"{1 - errors['temporal'] / errors['per-frame']:.0%} lower "
+        f"({1 - (errors['temporal'] - floor) / max(errors['per-frame'] - floor, 1e-12):.0%} above the floor)"
+    )
+    if args.frames_dir:
+        args.frames_dir.mkdir(parents=True, exist_ok=True)
+        contact_sheet({"in": src, **outs}, [5, per_shot + 5, 2 * per_shot + 20], args.frames_dir / "truth.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("films", nargs="*", type=Path, help="black-and-white films to colorize")
+    parser.add_argument("--train-pack", type=Path, help="folder with manifest.csv: photos for the ground-truth clip")
+    parser.add_argument("--weights", help="checkpoint (default: the shipped one, else an untrained network)")
+    parser.add_argument("--preset", help="untrained network of this preset")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--gt-shots", type=int, default=6)
+    parser.add_argument("--gt-frames", type=int, default=36, help="frames per ground-truth shot")
+    parser.add_argument("--ablations", action="store_true", help="also shot style only / filter only")
+    parser.add_argument("--frames-dir", type=Path, help="save contact sheets of output frames here")
+    parser.add_argument("--skip-films", action="store_true")
+    args = parser.parse_args()
+    colorizer = Colorizer.from_pretrained(
+        args.weights, preset=args.preset, config=PredictorConfig(device=args.device, max_batch_size=args.batch)
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__} ({torch.get_num_threads()} threads), device {colorizer.device}; model "
+        f"{colorizer.model_name} (trained: {colorizer.trained}); batch {args.batch}"
+    )
+    with tempfile.TemporaryDirectory(prefix="video-bench-") as tmp:
+        if args.films and not args.skip_films:
+            films(args, colorizer, Path(tmp))
+        ground_truth(args, colorizer, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
