@@ -103,28 +103,55 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
     return linear_to_srgb(linear)  # negative light stays negative (linear branch), so gamut tests see it
 
 
+def _lab_to_linear(lab: Tensor) -> Tensor:
+    return xyz_to_linear(lab_to_xyz(lab))
+
+
+def _fit_gamut(lab: Tensor, linear: Tensor, steps: int) -> Tensor:
+    """Linear RGB of ``lab`` ``(3, H, W)`` with out-of-gamut pixels brought inside by scaling their a*b* down
+    (bisection), which keeps L*; clipping channels instead would change L*."""
+    tol = 0.5 / 255.0 / 12.92  # half an 8-bit step at the dark end of the sRGB curve
+    outside = ((linear < -tol) | (linear > 1.0 + tol)).any(dim=-3)  # (H, W)
+    if bool(outside.any()):
+        pixels = lab[..., outside]  # (3, N)
+        lightness, ab = pixels[:1], pixels[1:]
+        lo = torch.zeros_like(lightness)
+        hi = torch.ones_like(lightness)
+        for _ in range(steps):
+            mid = (lo + hi) * 0.5
+            trial = _lab_to_linear(torch.cat((lightness, ab * mid))[:, :, None])[:, :, 0]
+            fits = ((trial >= -tol) & (trial <= 1.0 + tol)).all(dim=0, keepdim=True)
+            lo = torch.where(fits, mid, lo)
+            hi = torch.where(fits, hi, mid)
+        linear = linear.clone()
+        linear[..., outside] = _lab_to_linear(torch.cat((lightness, ab * lo))[:, :, None])[:, :, 0]
+    return linear.clamp(0.0, 1.0)
+
+
 def lab_to_rgb_keep_lightness(lab: Tensor, steps: int = 7) -> Tensor:
-    """CIE Lab ``(3, H, W)`` -> sRGB in [0, 1], bringing out-of-gamut colours into gamut by reducing chroma
-    (bisection on the a*b* scale) instead of clipping channels, so the result keeps the given L*."""
-    rgb = lab_to_rgb(lab, clip=False)
-    tol = 0.5 / 255.0
-    outside = ((rgb < -tol) | (rgb > 1.0 + tol)).any(dim=-3)  # (H, W)
-    if not bool(outside.any()):
-        return rgb.clamp(0.0, 1.0)
-    pixels = lab[..., outside]  # (3, N)
-    lightness, ab = pixels[:1], pixels[1:]
-    lo = torch.zeros_like(lightness)
-    hi = torch.ones_like(lightness)
-    for _ in range(steps):
-        mid = (lo + hi) * 0.5
-        trial = lab_to_rgb(torch.cat((lightness, ab * mid))[:, :, None], clip=False)[:, :, 0]
-        fits = ((trial >= -tol) & (trial <= 1.0 + tol)).all(dim=0, keepdim=True)
-        lo = torch.where(fits, mid, lo)
-        hi = torch.where(fits, hi, mid)
-    fixed = lab_to_rgb(torch.cat((lightness, ab * lo))[:, :, None], clip=True)[:, :, 0]
-    rgb = rgb.clamp(0.0, 1.0)
-    rgb[..., outside] = fixed
-    return rgb
+    """CIE Lab ``(3, H, W)`` -> sRGB in [0, 1], out-of-gamut colours brought into gamut by reducing chroma
+    instead of clipping channels, so the result keeps the given L*."""
+    return linear_to_srgb(_fit_gamut(lab, _lab_to_linear(lab), steps))
+
+
+_LUT_SIZE = 16384  # linear-light steps; fine enough that 8-bit sRGB output is off by < 0.3 levels
+
+
+@functools.lru_cache(maxsize=1)
+def _linear_to_srgb8_lut() -> np.ndarray:
+    levels = torch.linspace(0.0, 1.0, _LUT_SIZE, dtype=torch.float64)
+    return (linear_to_srgb(levels) * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+
+
+def lab_to_srgb8(lab: Tensor, steps: int = 7) -> np.ndarray:
+    """CIE Lab ``(3, H, W)`` -> 8-bit sRGB ``(H, W, 3)``, keeping L* (see :func:`lab_to_rgb_keep_lightness`).
+
+    The sRGB transfer curve goes through a lookup table: the same maths as :func:`linear_to_srgb`, several
+    times faster on a CPU, which is where pipelines recombine chroma with luminance.
+    """
+    linear = _fit_gamut(lab.float(), _lab_to_linear(lab.float()), steps)
+    index = (linear.permute(1, 2, 0) * (_LUT_SIZE - 1) + 0.5).to(torch.int32).cpu().numpy()
+    return _linear_to_srgb8_lut()[index]
 
 
 def lightness_from_luminance(y: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.color import lab_to_rgb_keep_lightness
+from model.color import lab_to_srgb8
 
 
 def _box(x: Tensor, radius: int) -> Tensor:
@@ -47,5 +47,4 @@ def compose_lab(lightness: np.ndarray, ab_half: np.ndarray, mode: str = "bilinea
     ab = torch.from_numpy(np.ascontiguousarray(ab_half, dtype=np.float32))[None]
     ab_full = upsample_chroma(ab, lum, mode)
     lab = torch.cat((lum, ab_full), dim=1)[0]
-    rgb = lab_to_rgb_keep_lightness(lab)  # (3, H, W) in [0, 1], L* kept
-    return (rgb.permute(1, 2, 0) * 255.0 + 0.5).to(torch.uint8).numpy()
+    return lab_to_srgb8(lab)  # L* kept: out-of-gamut colours lose chroma, not lightness

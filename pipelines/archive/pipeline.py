@@ -173,7 +173,7 @@ def _drain(
     """Stream report rows from ``dataset`` into the report and the summary; returns how many rows were
     deferred videos."""
     deferred = 0
-    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2))
+    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0))
     try:
         for table in batches:
             rows = table.to_pylist()

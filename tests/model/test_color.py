@@ -109,3 +109,12 @@ def test_gamut_mapping_keeps_lightness() -> None:
     assert (back[1:] ** 2).sum(0).sqrt().mean() > 10  # still coloured, not greyed out
     in_gamut = color.rgb_to_lab(torch.rand(3, 4, 4))
     assert torch.allclose(color.lab_to_rgb_keep_lightness(in_gamut), color.lab_to_rgb(in_gamut), atol=1e-5)
+
+
+def test_srgb8_output_matches_float_conversion() -> None:
+    lab = color.rgb_to_lab(torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(3)))
+    lab = torch.cat((lab[:1], lab[1:] * 1.5))  # push some pixels out of gamut
+    exact = (color.lab_to_rgb_keep_lightness(lab).permute(1, 2, 0) * 255 + 0.5).floor().numpy()
+    fast = color.lab_to_srgb8(lab).astype(np.float64)
+    assert np.abs(fast - exact).max() <= 1.0
+    assert np.abs(color.srgb8_to_lightness(color.lab_to_srgb8(lab)) - lab[0].numpy()).mean() < 0.3
