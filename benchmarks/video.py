@@ -112,8 +112,13 @@ def stills_seconds(src: Path, colorizer: Colorizer, batch: int) -> float:
     return total
 
 
-def contact_sheet(paths: dict[str, Path], indices: list[int], out: Path, width: int = 320) -> None:
+def contact_sheet(
+    paths: dict[str, Path], indices: list[int], out: Path, width: int = 320, first: list[np.ndarray] = ()
+) -> None:
+    """One row per film (``first``: frames to show above them, e.g. the colour ground truth)."""
     rows = []
+    if len(first):
+        rows.append(np.concatenate([cv2.resize(f, (width, round(width * f.shape[0] / f.shape[1]))) for f in first], 1))
     for path in paths.values():
         keep = {}
         with av.open(str(path)) as container:
@@ -278,7 +283,9 @@ def ground_truth(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> 
     )
     if args.frames_dir:
         args.frames_dir.mkdir(parents=True, exist_ok=True)
-        contact_sheet({"in": src, **outs}, [5, per_shot + 5, 2 * per_shot + 20], args.frames_dir / "truth.png")
+        picks = [5, per_shot + 5, 2 * per_shot + 20]
+        colour = [f for i, f in enumerate(truth()) if i in picks]
+        contact_sheet({"in": src, **outs}, picks, args.frames_dir / "truth.png", first=colour)
 
 
 def main() -> None:

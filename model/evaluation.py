@@ -99,23 +99,38 @@ def evaluate(
 
     Returns ``{"results": {"model": {...}, "greyscale": {...}, "mean_ab": {...}, "ground_truth":
     {"colorfulness": ...}}}``; ``colorizer`` is a :class:`model.Colorizer`."""
-    acc = {row: _Accumulator() for row in ROWS}
+    return {"results": evaluate_models({"model": colorizer}, images, mean_ab, batch_size=batch_size)}
+
+
+def evaluate_models(
+    colorizers: dict[str, Any], images: Iterable[np.ndarray], mean_ab: Sequence[float], *, batch_size: int = 32
+) -> dict[str, dict[str, float]]:
+    """Like :func:`evaluate` for several models on the same photos in one pass: one row per model name, then
+    ``greyscale``, ``mean_ab`` and ``ground_truth``."""
+    rows = [*colorizers, "greyscale", "mean_ab"]
+    if len(set(rows)) != len(rows):
+        raise ValueError("model names must differ from each other and from the baselines")
+    acc = {row: _Accumulator() for row in rows}
     truth_cf_sum, n = 0.0, 0
     for batch in _batches(images, batch_size):
         planes = [srgb8_to_lightness(rgb) for rgb in batch]
-        outputs = colorizer.colorize_batch([DecodedImage(lightness=p, mode="RGB") for p in planes])
-        for truth, plane, out in zip(batch, planes, outputs, strict=True):
+        outputs = {
+            name: colorizer.colorize_batch([DecodedImage(lightness=p, mode="RGB") for p in planes])
+            for name, colorizer in colorizers.items()
+        }
+        for i, (truth, plane) in enumerate(zip(batch, planes, strict=True)):
             truth_cf = colorfulness(truth)
             truth_cf_sum += truth_cf
-            acc["model"].add(truth, out.rgb, truth_cf)
+            for name in colorizers:
+                acc[name].add(truth, outputs[name][i].rgb, truth_cf)
             acc["greyscale"].add(truth, constant_ab(plane, (0.0, 0.0)), truth_cf)
             acc["mean_ab"].add(truth, constant_ab(plane, mean_ab), truth_cf)
             n += 1
     if n == 0:
         raise ValueError("no images to evaluate")
-    results: dict[str, Any] = {row: acc[row].means(n) for row in ROWS}
+    results: dict[str, Any] = {row: acc[row].means(n) for row in rows}
     results["ground_truth"] = {"colorfulness": round(truth_cf_sum / n, 4)}
-    return {"results": results}
+    return results
 
 
 def _batches(images: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:

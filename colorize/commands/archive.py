@@ -58,21 +58,24 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-bytes", type=int, help="fail objects larger than this, without downloading them")
     g.add_argument("--report", help="report folder (local or s3://); default: DST/_reports")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g = p.add_argument_group("resources")
-    g.add_argument(
-        "--workers",
-        type=workers,
-        default=(1, 1),
-        metavar="MIN,MAX",
-        help="inference actors, autoscaled between MIN and MAX (default: 1)",
+    g = p.add_argument_group(
+        "resources",
+        "Defaults fit the cluster: with GPUs, 1 to (GPUs / --gpus-per-worker) actors, 1 CPU each; CPU-only, one "
+        "single-threaded actor per CPU, actors and decode/encode tasks reserving half a CPU each.",
     )
+    g.add_argument("--workers", type=workers, metavar="MIN,MAX", help="inference actors, autoscaled in between")
     g.add_argument(
-        "--gpus-per-worker", type=float, default=0.0, help="GPUs per inference actor, e.g. 1 or 0.5 (default: 0 = CPU)"
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="GPUs per inference actor, e.g. 1 or 0.5 (default: 0 = CPU inference)",
     )
-    g.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per inference actor (default: 1)")
-    g.add_argument("--torch-threads", type=int, help="torch threads per actor (default: its CPUs)")
-    g.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs per decode/encode task (default: 1)")
-    g.add_argument("--batch-size", type=int, default=16, help="images per inference call (default: 16)")
+    g.add_argument("--cpus-per-worker", type=float, help="CPUs reserved per inference actor")
+    g.add_argument("--torch-threads", type=int, help="torch threads per inference actor")
+    g.add_argument("--cpus-per-task", type=float, help="CPUs reserved per decode or encode task")
+    g.add_argument(
+        "--batch-size", type=int, help="images per forward pass, bucketed by size (default: 16 on GPUs, 1 on CPUs)"
+    )
     g.add_argument("--io-batch-size", type=int, default=8, help="objects per decode/encode task (default: 8)")
     g.add_argument("--io-threads", type=int, default=16, help="parallel transfers per task (default: 16)")
     add_model_options(p)

@@ -13,6 +13,7 @@ import functools
 import itertools
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -82,7 +83,10 @@ def _quiet_ray_data() -> Iterator[None]:
     for handler in console:
         handler.addFilter(_drop_chatter)
     try:
-        yield
+        with warnings.catch_warnings():
+            # Small archives give the actor pool fewer blocks than actors; nothing is wrong.
+            warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")
+            yield
     finally:
         ctx.enable_progress_bars, ctx.enable_auto_log_stats, ctx.print_on_execution_start = saved
         for handler in console:
@@ -106,6 +110,7 @@ def build_image_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: 
 
     ctx = _stage_context(config, src, dst)
     listing = KeyListing(_object_stream(config, src), config.key_filter, config.limit, "all")
+    assert config.resolved and config.workers is not None, "call config.resolve(ray.cluster_resources())"
     lo, hi = config.workers
     return (
         # Listing is I/O that waits on the store: it takes no CPU slot away from the stages.
@@ -121,15 +126,15 @@ def build_image_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: 
         )
         .map_batches(
             ChromaWorker,
-            fn_constructor_kwargs={"factory": factory, "torch_threads": config.actor_threads},
-            batch_size=config.batch_size,
+            fn_constructor_kwargs={"factory": factory, "torch_threads": config.torch_threads},
+            batch_size=config.actor_batch,
             compute=ActorPoolStrategy(min_size=lo, max_size=hi),
             num_cpus=config.cpus_per_worker,
             num_gpus=config.gpus_per_worker,
             # A runtime env of its own (the actor's thread count) also keeps Ray Data from fusing the decode
             # stage into the actor, which would serialise CPU codecs with inference on the GPU worker.
             # Crashed actors are restarted and their batches retried (Ray Data's defaults for actor pools).
-            runtime_env=_thread_env(config.actor_threads),
+            runtime_env=_thread_env(config.torch_threads or 1),
         )
         .map_batches(
             compose_encode_upload,
@@ -152,12 +157,12 @@ def build_video_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: 
         .repartition(target_num_rows_per_block=1)
         .map_batches(
             VideoWorker,
-            fn_constructor_kwargs={"factory": factory, "ctx": ctx, "torch_threads": config.actor_threads},
+            fn_constructor_kwargs={"factory": factory, "ctx": ctx, "torch_threads": config.torch_threads},
             batch_size=1,
-            compute=ActorPoolStrategy(min_size=1, max_size=config.workers[1]),
+            compute=ActorPoolStrategy(min_size=1, max_size=config.workers[1] if config.workers else 1),
             num_cpus=config.cpus_per_worker,
             num_gpus=config.gpus_per_worker,
-            runtime_env=_thread_env(config.actor_threads),
+            runtime_env=_thread_env(config.torch_threads or 1),
         )
     )
 
@@ -224,6 +229,18 @@ def run_archive(
         writer = ReportWriter(open_store(config.report_location, config.storage), "", run_id)
     summary = Summary(run_id=run_id, src=src.location.url, dst=dst.location.url, report=writer.url)
     ensure_ray()
+    import ray
+
+    config = config.resolve(ray.cluster_resources())
+    lo, hi = config.workers or (1, 1)
+    log.info(
+        "inference: %s actors, each %g GPU, %g CPU, %d torch thread(s); %d image(s) per forward pass",
+        lo if lo == hi else f"{lo} to {hi}",
+        config.gpus_per_worker,
+        config.cpus_per_worker,
+        config.torch_threads,
+        config.forward_batch,
+    )
     bar = Progress(config.progress)
     start = time.perf_counter()
     try:
