@@ -2,15 +2,16 @@
 
 Both read the same greyscale JPEGs from a store (a local folder, or S3 through an embedded moto server) and
 write colorized JPEGs back. The loop is what a user would write by hand: get, ``colorize``, encode, put, one
-image at a time, with torch's default thread count. Ray starts once before anything is timed; each pipeline
-run includes its actors' start-up and model loading, which is why wall time and steady state (after the first
-results) are reported separately. Runs alternate (loop, pipeline configs, loop, ...) so that a busy machine
-affects both sides alike; the ratio is pipeline / loop within the same repeat.
+image at a time, with torch's default thread count and with one thread; ratios are against the faster of the
+two. "Model only" runs the network alone on pre-decoded images: the bound no pipeline on the device beats.
+Ray starts once before anything is timed; each pipeline run includes its actors' start-up and model loading,
+which is why wall time and steady state (after the first results) are reported separately. Runs alternate
+(loops, pipeline configs, loops, ...) so that a busy machine affects both sides alike.
 
     python benchmarks/archive.py                                   # CPU, tiny preset, 1024x768
     python benchmarks/archive.py --preset paper --images 12        # the published network's width
-    python benchmarks/archive.py --device cuda --preset paper --images 2000 \\
-        --config gpu1:workers=1,1:gpus_per_worker=1 --config gpu2:workers=2,2:gpus_per_worker=0.5
+    python benchmarks/archive.py --device cuda --preset paper --images 2000 --model-images 512 \\
+        --loop-threads 0 --repeats 1                               # GPU host: 1 actor/GPU, 2 actors/GPU
     python benchmarks/archive.py --fake-keys 100000                # driver memory with 100k keys
 """
 
@@ -104,6 +105,26 @@ def _loop(spec: Any, src: Any, dst: Any, keys: list[str], quality: int) -> Resul
     return Result(f"loop, {threads} thread(s)", len(keys), wall, steady, {"load_s": round(loaded - start, 2)})
 
 
+def model_bound(spec: Any, planes: list[np.ndarray], batch: int, threads: int) -> Result:
+    """The network alone on pre-decoded L* planes, ``batch`` per forward pass: the rate no pipeline on this
+    device can beat (with ``threads`` torch threads; 0 = torch's default)."""
+    import torch
+
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads or default)
+    try:
+        colorizer = spec()
+        colorizer.predict_chroma(planes[:batch])  # warm-up: CUDA context, kernel selection
+        start = time.perf_counter()
+        for i in range(0, len(planes), batch):
+            colorizer.predict_chroma(planes[i : i + batch])  # returns numpy: the device has finished
+        seconds = time.perf_counter() - start
+        label = f"model only, {torch.get_num_threads()} thread(s)" if colorizer.device.type == "cpu" else "model only"
+    finally:
+        torch.set_num_threads(default)
+    return Result(label, len(planes), seconds, len(planes) / seconds, {"batch": batch})
+
+
 def pipeline_run(label: str, config: ArchiveConfig) -> Result:
     summary = run_archive(config)
     assert summary.failed == 0 and summary.ok == summary.total, summary.format()
@@ -128,6 +149,10 @@ def parse_config(text: str) -> tuple[str, dict[str, Any]]:
     return label, values
 
 
+GPU_CONFIGS = (
+    "1 actor per GPU:gpus_per_worker=1",
+    "2 actors per GPU:gpus_per_worker=0.5:workers=2,2",
+)
 DEFAULT_CONFIGS = (
     # The defaults for CPU inference: one single-threaded actor per CPU, half a CPU reserved per actor and task.
     "defaults",
@@ -146,7 +171,8 @@ def throughput(args: argparse.Namespace) -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"Ray resources {ray.cluster_resources()}"
     )
-    configs = [parse_config(c) for c in (args.config or DEFAULT_CONFIGS)]
+    gpu = args.device.startswith("cuda")
+    configs = [parse_config(c) for c in (args.config or (GPU_CONFIGS if gpu else DEFAULT_CONFIGS))]
     with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
         src_url, dst_url, options, server = stores(args, Path(tmp))
         src = open_store(src_url, options)
@@ -168,6 +194,15 @@ def throughput(args: argparse.Namespace) -> None:
         )
         spec = base.colorizer_factory()
         rows: list[tuple[int, Result]] = []
+        from model import decode_image
+
+        planes = [decode_image(src.get(k)).lightness for k in keys[: args.model_images]]
+        forward = base.replace(gpus_per_worker=1.0 if gpu else 0.0).forward_batch
+        for threads in [0] if gpu else sorted(set(args.loop_threads)):
+            bound = model_bound(spec, planes, forward, threads)
+            rows.append((0, bound))
+            print(f"{bound.label}: {bound.steady:.2f} img/s (batch {forward})")
+        del planes
         for repeat in range(args.repeats):
             loops = []
             for threads in args.loop_threads:
@@ -328,6 +363,7 @@ def main() -> None:
         help="torch threads of the in-process loop baselines (0 = torch's default); ratios use the best",
     )
     p.add_argument("--config", action="append", help="pipeline config label:field=value:... (repeatable)")
+    p.add_argument("--model-images", type=int, default=64, help="pre-decoded images for the model-only rate")
     p.add_argument("--fake-keys", type=int, help="measure driver memory with this many fake keys instead")
     args = p.parse_args()
     if args.fake_keys:

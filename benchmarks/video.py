@@ -82,42 +82,48 @@ class MemorySampler:
 
 
 def run_film(src: Path, dst: Path, colorizer: Colorizer, options: VideoOptions) -> tuple[dict[str, Any], Any]:
+    """Colorize a film, sampling memory; the summary gains ``cpu_seconds`` (all threads of this process)."""
     with MemorySampler() as memory:
 
         def count(_rgb: np.ndarray, _frame: Any) -> None:
             memory.frames += 1
 
+        cpu = time.process_time()
         summary = colorize_video(src, dst, colorizer, options, on_frame=count)
+        summary["cpu_seconds"] = time.process_time() - cpu
     return summary, memory
 
 
-def stills_seconds(src: Path, colorizer: Colorizer, batch: int) -> float:
-    """Seconds to colorize the film's frames as still images (decoding excluded, same batch size)."""
-    total = 0.0
+def stills_seconds(src: Path, colorizer: Colorizer, batch: int) -> tuple[float, float]:
+    """Wall and CPU seconds to colorize the film's frames as still images (``colorize_batch``, same batch
+    size; decoding the film is not counted)."""
+    wall = cpu = 0.0
     planes: list[np.ndarray] = []
 
-    def flush() -> float:
+    def flush() -> tuple[float, float]:
         images = [DecodedImage(lightness=p, alpha=None, format=None, mode="L") for p in planes]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         colorizer.colorize_batch(images)
         planes.clear()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     for frame in read_frames(src):
         planes.append(frame.lightness)
         if len(planes) == batch:
-            total += flush()
+            w, c = flush()
+            wall, cpu = wall + w, cpu + c
     if planes:
-        total += flush()
-    return total
+        w, c = flush()
+        wall, cpu = wall + w, cpu + c
+    return wall, cpu
 
 
 def contact_sheet(
-    paths: dict[str, Path], indices: list[int], out: Path, width: int = 320, first: list[np.ndarray] = ()
+    paths: dict[str, Path], indices: list[int], out: Path, width: int = 320, first: list[np.ndarray] | None = None
 ) -> None:
     """One row per film (``first``: frames to show above them, e.g. the colour ground truth)."""
     rows = []
-    if len(first):
+    if first:
         rows.append(np.concatenate([cv2.resize(f, (width, round(width * f.shape[0] / f.shape[1]))) for f in first], 1))
     for path in paths.values():
         keep = {}
@@ -141,7 +147,8 @@ def _photos(pack: Path | None, n: int, size: int) -> list[np.ndarray]:
             img[size // 2 :] = rng.uniform(0.1, 0.7, 3)
             y, x = np.mgrid[0:size, 0:size]
             for _ in range(4):
-                cx, cy, r = rng.uniform(0, size, 2).tolist() + [rng.uniform(0.05, 0.2) * size]
+                cx, cy = rng.uniform(0, size, 2)
+                r = rng.uniform(0.05, 0.2) * size
                 img[(x - cx) ** 2 + (y - cy) ** 2 < r**2] = rng.uniform(0, 1, 3)
             img += 0.04 * np.sin(x / (5 + k))[..., None]
             out.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
@@ -151,7 +158,7 @@ def _photos(pack: Path | None, n: int, size: int) -> list[np.ndarray]:
     picks = np.random.default_rng(7).choice(len(rows), n, replace=False)
     photos = []
     for i in picks:
-        image = Image.open(pack / rows[i]["path"]).convert("RGB").resize((size, size), Image.BICUBIC)
+        image = Image.open(pack / rows[i]["path"]).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
         photos.append(np.asarray(image))
     return photos
 
@@ -166,7 +173,7 @@ def truth_frames(pack: Path | None, shots: int, per_shot: int, w: int, h: int) -
             cw, ch = w * 1.2 / zoom, h * 1.2 / zoom
             x0 = (size - cw) * (0.1 + 0.8 * s if k % 2 == 0 else 0.9 - 0.8 * s)
             y0 = (size - ch) * (0.3 + 0.3 * s)
-            m = np.float32([[w / cw, 0, -x0 * w / cw], [0, h / ch, -y0 * h / ch]])
+            m = np.array([[w / cw, 0, -x0 * w / cw], [0, h / ch, -y0 * h / ch]], dtype=np.float32)
             yield cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
@@ -214,12 +221,15 @@ ABLATIONS = {
 
 def films(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> None:
     print("\n### Films\n")
-    print("| film | frames | shots | output | warping error x1e3 | above input floor | seconds | vs stills |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| film | frames | shots | output | warping error x1e3 | above input floor | wall s | CPU s "
+        "| wall vs stills | CPU vs stills |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     mem_rows = []
     for film in args.films:
         film = Path(film)
-        stills = stills_seconds(film, colorizer, args.batch)
+        stills, stills_cpu = stills_seconds(film, colorizer, args.batch)
         outs, summaries, memories = {}, {}, {}
         for name, options in VARIANTS.items():
             dst = work / f"{film.stem}-{name}.mp4"
@@ -229,16 +239,17 @@ def films(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> None:
         errors = video_warping_error(outs, film, cuts=cuts, include_source=True)
         floor = errors["source"]
         n = summaries["temporal"]["frames"]
-        print(f"| {film.name} | {n} | {len(cuts)} | greyscale input | {floor * 1e3:.3f} | - | - | - |")
-        print(f"| | | | stills (no video I/O) | - | - | {stills:.1f} | 1.00 |")
+        print(f"| {film.name} | {n} | {len(cuts)} | greyscale input | {floor * 1e3:.3f} | - | - | - | - | - |")
+        print(f"| | | | stills (no video I/O) | - | - | {stills:.1f} | {stills_cpu:.1f} | 1.00 | 1.00 |")
         for name in VARIANTS:
-            err, sec = errors[name], summaries[name]["seconds"]
+            err, sec, cpu = errors[name], summaries[name]["seconds"], summaries[name]["cpu_seconds"]
             print(
-                f"| | | | {name} | {err * 1e3:.3f} | {(err - floor) * 1e3:.3f} | {sec:.1f} | {sec / stills:.2f} |"
+                f"| | | | {name} | {err * 1e3:.3f} | {(err - floor) * 1e3:.3f} | {sec:.1f} | {cpu:.1f} "
+                f"| {sec / stills:.2f} | {cpu / stills_cpu:.2f} |"
             )
         drop = 1 - errors["temporal"] / errors["per-frame"]
         excess = 1 - (errors["temporal"] - floor) / max(errors["per-frame"] - floor, 1e-12)
-        print(f"| | | | **temporal vs per-frame** | **{drop:.0%} lower** | **{excess:.0%} lower** | | |")
+        print(f"| | | | **temporal vs per-frame** | **{drop:.0%} lower** | **{excess:.0%} lower** | | | | |")
         for name, memory in memories.items():
             mem_rows.append((film.name, name, memory.at_quarters(n), max(r for *_, r in memory.samples)))
         if args.frames_dir:

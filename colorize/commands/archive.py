@@ -76,7 +76,9 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--batch-size", type=int, help="images per forward pass, bucketed by size (default: 16 on GPUs, 1 on CPUs)"
     )
-    g.add_argument("--io-batch-size", type=int, default=8, help="objects per decode/encode task (default: 8)")
+    g.add_argument(
+        "--io-batch-size", type=int, help="objects per decode/encode task (default: 16 with GPUs, 4 without)"
+    )
     g.add_argument("--io-threads", type=int, default=16, help="parallel transfers per task (default: 16)")
     add_model_options(p)
 

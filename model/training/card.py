@@ -37,7 +37,8 @@ def hardware(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"CPU: {cpu}, {torch.get_num_threads()} torch threads (fp32)"
+    threads = torch.get_num_threads()
+    return f"CPU: {cpu}, {threads} torch thread{'s' if threads != 1 else ''} (fp32)"
 
 
 def reproduce_command(cfg: TrainConfig) -> str:

@@ -46,7 +46,7 @@ class ArchiveConfig:
     cpus_per_worker: float | None = None  # CPUs reserved for each inference actor
     torch_threads: int | None = None  # intra-op threads per actor
     batch_size: int | None = None  # images per forward pass; default 16 on GPUs, 1 on CPUs (see forward_batch)
-    io_batch_size: int = 8  # objects per fetch+decode and compose+encode+upload task
+    io_batch_size: int | None = None  # objects per fetch+decode and compose+encode+upload task
     io_threads: int = 16  # concurrent downloads / uploads within one task
     cpus_per_task: float | None = None  # CPUs reserved for each fetch+decode or compose+encode+upload task
     progress: bool = True  # a progress bar on stderr
@@ -68,11 +68,11 @@ class ArchiveConfig:
             raise ValueError("resource requests must be >= 0 (cpus_per_task > 0)")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError("torch_threads must be >= 1")
-        for name in ("io_batch_size", "io_threads"):
-            if getattr(self, name) < 1:
+        if self.io_threads < 1:
+            raise ValueError("io_threads must be >= 1")
+        for name in ("batch_size", "io_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
         self.predictor_config()  # validates device, precision and upsample
 
     # ------------------------------------------------------------------------------------ derived
@@ -106,25 +106,27 @@ class ArchiveConfig:
     @property
     def actor_batch(self) -> int:
         """Rows per actor call: at least a decode task's worth, so the actor is not called per image."""
-        return max(self.forward_batch, self.io_batch_size)
+        return max(self.forward_batch, self.io_batch_size or 1)
 
     def resolve(self, cluster: dict[str, float]) -> ArchiveConfig:
         """Fill the resource fields left at None for a cluster with these resources (``ray.cluster_resources()``).
 
         GPU inference: actors autoscale from 1 to as many as the GPUs hold (``gpus_per_worker`` each), each
-        reserving one CPU; decode/encode tasks take one CPU each. CPU inference: the network is most of the
-        work and runs fastest single-threaded (no synchronisation between threads, and on a busy machine no
-        waiting for a descheduled one), so one single-threaded actor per CPU; actors and tasks reserve half a
-        CPU each, so that the codecs interleave with inference instead of waiting for a free core.
+        reserving one CPU; decode/encode tasks take one CPU and 16 objects each. CPU inference: the network is
+        most of the work and runs fastest single-threaded (no synchronisation between threads, and on a busy
+        machine no waiting for a descheduled one), so one single-threaded actor per CPU; actors and tasks
+        reserve half a CPU each, so that the codecs interleave with inference instead of waiting for a free
+        core, and tasks take 4 objects, so that work spreads evenly over the actors of a small archive.
         """
         cpus = max(1, int(cluster.get("CPU", 1)))
         if self.gpus_per_worker > 0:
             most = max(1, int(cluster.get("GPU", 0) / self.gpus_per_worker))
-            workers, cpus_per_worker, cpus_per_task, threads = (1, most), 1.0, 1.0, 1
+            workers, cpus_per_worker, cpus_per_task, threads, objects = (1, most), 1.0, 1.0, 1, 16
         else:
-            workers, cpus_per_worker, cpus_per_task, threads = (cpus, cpus), 0.5, 0.5, 1
+            workers, cpus_per_worker, cpus_per_task, threads, objects = (cpus, cpus), 0.5, 0.5, 1, 4
         return self.replace(
             workers=self.workers or workers,
+            io_batch_size=self.io_batch_size or objects,
             cpus_per_worker=cpus_per_worker if self.cpus_per_worker is None else self.cpus_per_worker,
             cpus_per_task=cpus_per_task if self.cpus_per_task is None else self.cpus_per_task,
             torch_threads=self.torch_threads or threads,
@@ -132,7 +134,8 @@ class ArchiveConfig:
 
     @property
     def resolved(self) -> bool:
-        return None not in (self.workers, self.cpus_per_worker, self.cpus_per_task, self.torch_threads)
+        fields = (self.workers, self.cpus_per_worker, self.cpus_per_task, self.torch_threads, self.io_batch_size)
+        return None not in fields
 
     def predictor_config(self) -> PredictorConfig:
         return PredictorConfig(

@@ -117,11 +117,11 @@ def build_image_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: 
         ray.data.read_datasource(listing, override_num_blocks=1, num_cpus=0)
         # A map task takes whole input blocks, and Ray would pack the listing into large ones: cut it into
         # blocks of io_batch_size keys so that decoding spreads over every CPU and results stream back.
-        .repartition(target_num_rows_per_block=config.io_batch_size)
+        .repartition(target_num_rows_per_block=config.io_batch_size or 1)
         .map_batches(
             fetch_and_decode,
             fn_kwargs={"ctx": ctx},
-            batch_size=config.io_batch_size,
+            batch_size=config.io_batch_size or 1,
             num_cpus=config.cpus_per_task,
         )
         .map_batches(
@@ -139,7 +139,7 @@ def build_image_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: 
         .map_batches(
             compose_encode_upload,
             fn_kwargs={"ctx": ctx},
-            batch_size=config.io_batch_size,
+            batch_size=config.io_batch_size or 1,
             num_cpus=config.cpus_per_task,
         )
     )

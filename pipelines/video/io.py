@@ -231,8 +231,7 @@ class Transcoder:
         except (ValueError, av.FFmpegError) as exc:
             codec = stream.codec_context.name if stream.codec_context else "?"
             raise UnsupportedVideoError(
-                f"{label} stream ({codec}) cannot be stored in a {self.dst.suffix} file "
-                f"(try .mkv): {exc}"
+                f"{label} stream ({codec}) cannot be stored in a {self.dst.suffix} file (try .mkv): {exc}"
             ) from exc
         for key, value in stream.metadata.items():
             out.metadata[key] = value

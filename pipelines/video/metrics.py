@@ -22,9 +22,11 @@ from pipelines.video.io import open_input
 def optical_flow(prev: np.ndarray, nxt: np.ndarray, method: str = "farneback") -> np.ndarray:
     """Dense flow ``(H, W, 2)`` from grey uint8 ``prev`` to ``nxt``: ``prev(x) ~ nxt(x + flow(x))``."""
     if method == "farneback":
-        return cv2.calcOpticalFlowFarneback(prev, nxt, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+        flow = np.zeros((*prev.shape[:2], 2), np.float32)
+        return cv2.calcOpticalFlowFarneback(prev, nxt, flow, 0.5, 4, 15, 3, 5, 1.2, 0)
     if method == "dis":
-        return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(prev, nxt, None)
+        dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_MEDIUM)
+        return dis.calc(prev, nxt, np.zeros((*prev.shape[:2], 2), np.float32))
     raise ValueError(f"unknown flow method {method!r}; choose farneback or dis")
 
 

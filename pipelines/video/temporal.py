@@ -29,9 +29,9 @@ from pipelines.video.io import Frame
 from pipelines.video.options import VideoOptions
 
 _DIS_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    "ultrafast": cv2.DISOpticalFlow_PRESET_ULTRAFAST,
+    "fast": cv2.DISOpticalFlow_PRESET_FAST,
+    "medium": cv2.DISOpticalFlow_PRESET_MEDIUM,
 }
 _READ_ROWS = 256
 
@@ -47,7 +47,7 @@ class StyleTrack:
         self.samples = 0
         self._shot_sums: list[np.ndarray] = []
         self._shot_counts: list[int] = []
-        self._file = tempfile.TemporaryFile(prefix="colorize-style-")
+        self._file = tempfile.TemporaryFile(prefix="colorize-style-")  # noqa: SIM115 (closed by close())
 
     @property
     def shots(self) -> int:
@@ -106,7 +106,9 @@ def analyse(
             track = StyleTrack(vectors.shape[1])
             track.cuts = cuts
         track.add(indices, shots, vectors)
-        planes.clear(), indices.clear(), shots.clear()
+        planes.clear()
+        indices.clear()
+        shots.clear()
 
     cuts: list[int] = []
     count = 0
@@ -155,9 +157,7 @@ class ShotStyles:
         self._read_until(frame + self.half_window)
         while self._window and self._window[0][0] < frame - self.half_window:
             self._window.popleft()
-        near = [
-            v for f, s, v in self._window if s == shot and abs(f - frame) <= self.half_window
-        ]
+        near = [v for f, s, v in self._window if s == shot and abs(f - frame) <= self.half_window]
         if not near:
             return self.track.shot_mean(shot)
         return np.mean(near, axis=0).astype(np.float32)
@@ -178,7 +178,7 @@ class ChromaStabiliser:
     def __init__(self, strength: float = 0.85, luma_sigma: float = 4.0, flow_preset: str = "fast") -> None:
         self.strength = strength
         self.luma_sigma = luma_sigma
-        self._flow = cv2.DISOpticalFlow_create(_DIS_PRESETS[flow_preset])
+        self._flow = cv2.DISOpticalFlow.create(_DIS_PRESETS[flow_preset])
         self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (L* half, L* uint8, ab (h,w,2))
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -201,7 +201,7 @@ class ChromaStabiliser:
             return np.moveaxis(ab_hwc, -1, 0)
         prev_lum, prev_lum8, prev_ab = self._prev
         # Backward flow: current pixel x sits at x + flow(x) in the previous frame.
-        flow = self._flow.calc(lum8, prev_lum8, None)
+        flow = self._flow.calc(lum8, prev_lum8, None)  # type: ignore[call-overload]
         xs, ys = self._coords(*lum.shape)
         map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
         warped_ab = cv2.remap(prev_ab, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -16,6 +16,7 @@ from model.evaluation import (
     colorfulness,
     constant_ab,
     evaluate,
+    evaluate_models,
     fit_max_side,
     format_table,
     psnr,
@@ -99,6 +100,10 @@ def test_evaluate_rows_and_baselines() -> None:
     solo = evaluate(GreyColorizer(), [flat], mean_ab)["results"]["mean_ab"]
     assert solo["psnr"] > 45 and solo["auc"] > 0.99 and solo["delta_cf"] < 1.0
     assert "ground truth" in format_table(report)
+    both = evaluate_models({"a": GreyColorizer(), "b": GreyColorizer()}, photos, mean_ab)
+    assert both["a"] == both["b"] == res["greyscale"]
+    with pytest.raises(ValueError, match="must differ"):
+        evaluate_models({"greyscale": GreyColorizer()}, photos, mean_ab)
 
 
 def test_fit_max_side_downscales_only() -> None:

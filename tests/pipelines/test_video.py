@@ -79,9 +79,7 @@ def packets(path: Path, kind: str) -> list[tuple[float, bytes]]:
     """(time, payload) of every packet of the first ``kind`` stream."""
     with av.open(str(path)) as container:
         stream = getattr(container.streams, kind)[0]
-        return [
-            (float(p.pts * p.time_base), bytes(p)) for p in container.demux(stream) if p.dts is not None
-        ]
+        return [(float(p.pts * p.time_base), bytes(p)) for p in container.demux(stream) if p.dts is not None]
 
 
 def frame_times(path: Path) -> list[float]:
@@ -179,9 +177,7 @@ def test_subtitles_that_the_container_cannot_hold_fail_cleanly(tmp_path: Path, t
     assert list(tmp_path.iterdir()) == [src]  # no output, no partial file
 
 
-@pytest.mark.parametrize(
-    "payload", [b"", b"not a film at all" * 100, b"\x00\x00\x00\x18ftypmp42" + bytes(2000)]
-)
+@pytest.mark.parametrize("payload", [b"", b"not a film at all" * 100, b"\x00\x00\x00\x18ftypmp42" + bytes(2000)])
 def test_unreadable_input_is_a_domain_error(tmp_path: Path, test_colorizer: Any, payload: bytes) -> None:
     src = tmp_path / "broken.mp4"
     src.write_bytes(payload)

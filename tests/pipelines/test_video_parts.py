@@ -16,9 +16,7 @@ def texture(h: int, w: int, shift: float = 0.0, seed: int = 0) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     u = x - shift
     phase = seed * 1.7
-    return (50 + 18 * np.sin(u / 6.0 + phase) * np.cos(y / 8.0) + 10 * np.sin(u / 19.0 + y / 11.0)).astype(
-        np.float32
-    )
+    return (50 + 18 * np.sin(u / 6.0 + phase) * np.cos(y / 8.0) + 10 * np.sin(u / 19.0 + y / 11.0)).astype(np.float32)
 
 
 def test_cut_detector_tells_cuts_from_motion() -> None:
@@ -42,8 +40,7 @@ def test_stabiliser_removes_flicker_on_a_still_shot_and_resets_at_cuts() -> None
     truth = np.stack([np.full((32, 48), 20.0), np.full((32, 48), -10.0)]).astype(np.float32)
     stabiliser = ChromaStabiliser(strength=0.85, luma_sigma=4.0)
     outs = [
-        stabiliser(lum, truth + rng.normal(0, 6, truth.shape).astype(np.float32), new_shot=(t == 0))
-        for t in range(40)
+        stabiliser(lum, truth + rng.normal(0, 6, truth.shape).astype(np.float32), new_shot=(t == 0)) for t in range(40)
     ]
     raw_noise = 6.0
     settled = np.stack(outs[20:])
