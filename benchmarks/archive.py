@@ -154,10 +154,10 @@ GPU_CONFIGS = (
     "2 actors per GPU:gpus_per_worker=0.5:workers=2,2",
 )
 DEFAULT_CONFIGS = (
-    # The defaults for CPU inference: one single-threaded actor per CPU, half a CPU reserved per actor and task.
+    # The defaults for CPU inference on 2 CPUs: one single-threaded actor, codec tasks on the other CPU.
     "defaults",
-    # One actor on one core, decode/encode tasks on the other.
-    "1 actor x 1 thread:workers=1,1:torch_threads=1:cpus_per_worker=1:cpus_per_task=1",
+    # Two single-threaded actors, actors and tasks reserving half a CPU each: inference on both cores.
+    "2 actors x 1 thread:workers=2,2:torch_threads=1:cpus_per_worker=0.5:cpus_per_task=0.5",
     # One actor using both cores for the network; decode/encode tasks squeeze in between.
     "1 actor x 2 threads:workers=1,1:torch_threads=2:cpus_per_worker=1:cpus_per_task=0.5",
 )

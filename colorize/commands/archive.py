@@ -60,8 +60,9 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group(
         "resources",
-        "Defaults fit the cluster: with GPUs, 1 to (GPUs / --gpus-per-worker) actors, 1 CPU each; CPU-only, one "
-        "single-threaded actor per CPU, actors and decode/encode tasks reserving half a CPU each.",
+        "Defaults fit the cluster: with GPUs, 1 to (GPUs / --gpus-per-worker) actors of 1 CPU, forward passes of "
+        "16 images, decode/encode tasks of 16 objects; CPU-only, single-threaded actors of 1 CPU (from half the "
+        "CPUs up to all but one), one image per pass, tasks of 8 objects.",
     )
     g.add_argument("--workers", type=workers, metavar="MIN,MAX", help="inference actors, autoscaled in between")
     g.add_argument(

@@ -114,16 +114,17 @@ class ArchiveConfig:
         GPU inference: actors autoscale from 1 to as many as the GPUs hold (``gpus_per_worker`` each), each
         reserving one CPU; decode/encode tasks take one CPU and 16 objects each. CPU inference: the network is
         most of the work and runs fastest single-threaded (no synchronisation between threads, and on a busy
-        machine no waiting for a descheduled one), so one single-threaded actor per CPU; actors and tasks
-        reserve half a CPU each, so that the codecs interleave with inference instead of waiting for a free
-        core, and tasks take 4 objects, so that work spreads evenly over the actors of a small archive.
+        machine no waiting for a descheduled one), so single-threaded actors on one CPU each, from half the
+        CPUs up to all but one (Ray Data adds actors while they are busy and CPUs are free); the remaining CPUs
+        decode and encode, in tasks of one CPU and 8 objects. On 2 CPUs: one actor beside one codec task.
         """
         cpus = max(1, int(cluster.get("CPU", 1)))
         if self.gpus_per_worker > 0:
             most = max(1, int(cluster.get("GPU", 0) / self.gpus_per_worker))
             workers, cpus_per_worker, cpus_per_task, threads, objects = (1, most), 1.0, 1.0, 1, 16
         else:
-            workers, cpus_per_worker, cpus_per_task, threads, objects = (cpus, cpus), 0.5, 0.5, 1, 4
+            workers = (max(1, cpus // 2), max(1, cpus - 1))
+            cpus_per_worker, cpus_per_task, threads, objects = 1.0, 1.0, 1, 8
         return self.replace(
             workers=self.workers or workers,
             io_batch_size=self.io_batch_size or objects,

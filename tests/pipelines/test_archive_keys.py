@@ -64,14 +64,15 @@ def test_config_refuses_to_write_into_the_source(tmp_path: Path) -> None:
 
 def test_resources_default_to_the_cluster() -> None:
     cpu = ArchiveConfig(src="s3://b/a", dst="s3://b/c").resolve({"CPU": 2.0})
-    assert (cpu.workers, cpu.cpus_per_worker, cpu.cpus_per_task, cpu.torch_threads) == ((2, 2), 0.5, 0.5, 1)
-    assert (cpu.forward_batch, cpu.io_batch_size, cpu.actor_batch) == (1, 4, 4)
+    assert (cpu.workers, cpu.cpus_per_worker, cpu.cpus_per_task, cpu.torch_threads) == ((1, 1), 1.0, 1.0, 1)
+    assert (cpu.forward_batch, cpu.io_batch_size, cpu.actor_batch) == (1, 8, 8)
+    assert ArchiveConfig(src="s3://b/a", dst="s3://b/c").resolve({"CPU": 16.0}).workers == (8, 15)
     gpu = ArchiveConfig(src="s3://b/a", dst="s3://b/c", gpus_per_worker=0.5).resolve({"CPU": 16.0, "GPU": 2.0})
     assert (gpu.workers, gpu.cpus_per_worker, gpu.cpus_per_task, gpu.forward_batch) == ((1, 4), 1.0, 1.0, 16)
     assert gpu.io_batch_size == 16
     mine = ArchiveConfig(src="s3://b/a", dst="s3://b/c", workers=(1, 3), cpus_per_task=2, torch_threads=4)
     mine = mine.resolve({"CPU": 8.0})
-    assert (mine.workers, mine.cpus_per_task, mine.torch_threads, mine.cpus_per_worker) == ((1, 3), 2, 4, 0.5)
+    assert (mine.workers, mine.cpus_per_task, mine.torch_threads, mine.cpus_per_worker) == ((1, 3), 2, 4, 1.0)
 
 
 def _fake_listing(n: int) -> Iterator[ObjectInfo]:
