@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from model.baselines import ABQuantizer
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.registry import build_model, get_family
 from model.training.card import build_card, card_markdown
@@ -132,7 +133,12 @@ def train(cfg: TrainConfig) -> TrainResult:
         class_names = tuple(resumed.meta["class_names"])
     else:
         net_cfg = model_config(cfg.family, cfg.preset, class_names)
-        stats = cached_stats(samples, cfg, cache / f"stats-{source.digest[:12]}-{cfg.split}.safetensors", device)
+        stats = cached_stats(
+            samples,
+            cfg,
+            cache / f"stats-{source.digest[:12]}-{cfg.split}-q{ABQuantizer(10.0).num_bins}.safetensors",
+            device,
+        )
         progress = Progress()
 
     model = build_model(cfg.family, net_cfg).to(device)

@@ -172,9 +172,12 @@ class ClassificationLoss(FamilyLoss):
     def __init__(self, model: Any, stats: DataStats, options: LossOptions, teacher_classes: int) -> None:
         super().__init__()
         self.quantizer: ABQuantizer = model.quantizer
-        weights = rebalance_weights(stats.ab_histogram, ABQuantizer(10.0), options.rebalance_lambda)
-        if weights.numel() != self.quantizer.num_bins:  # statistics use 10-unit bins; recount for other grids
-            weights = torch.ones(self.quantizer.num_bins)
+        if stats.ab_histogram.numel() != self.quantizer.num_bins:
+            raise ValueError(
+                f"the data statistics count {stats.ab_histogram.numel()} a*b* bins but the model has "
+                f"{self.quantizer.num_bins} (statistics use the 10-unit grid)"
+            )
+        weights = rebalance_weights(stats.ab_histogram, self.quantizer, options.rebalance_lambda)
         self.register_buffer("weights", weights)
         self.rebalance_lambda = options.rebalance_lambda
 

@@ -104,8 +104,10 @@ class Summary:
             self.failures[name] = self.failures.get(name, 0) + 1
         if is_video(str(row["key"])):
             self.videos += 1
-        self.bytes_in += int(row.get("bytes_in") or 0)
-        self.bytes_out += int(row.get("bytes_out") or 0) if status == "ok" else 0
+        if status != "skipped":  # a skipped object is not read; its row still gives its size
+            self.bytes_in += int(row.get("bytes_in") or 0)
+        if status == "ok":
+            self.bytes_out += int(row.get("bytes_out") or 0)
         for name in TIMINGS:
             self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + float(row.get(name) or 0.0) / 1e3
 

@@ -5,6 +5,7 @@ timestamps. Nothing here holds more than one frame; the caller decides how many 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,9 +106,16 @@ def probe(src: Path) -> VideoInfo:
         container.close()
 
 
+@functools.lru_cache(maxsize=1)
+def _grey_to_lightness() -> np.ndarray:
+    """L* of each 8-bit grey level, from the model's own colour maths (a 256-entry table)."""
+    return srgb8_to_lightness(np.arange(256, dtype=np.uint8)).astype(np.float32)
+
+
 def lightness_of_frame(frame: Any) -> np.ndarray:
-    """L* of a decoded frame (tinted films too: the luminance of its RGB, through the model's colour maths)."""
-    return srgb8_to_lightness(frame.to_ndarray(format="rgb24"))
+    """L* ``(H, W)`` float32 of a decoded frame: its full-range luma read as an sRGB grey level (exact for
+    black-and-white film, where R = G = B; a tinted print keeps its luma)."""
+    return _grey_to_lightness()[frame.to_ndarray(format="gray")]
 
 
 def _pts(frame: Any, index: int, info: VideoInfo) -> int:

@@ -114,7 +114,7 @@ def test_summary_counts_and_formats() -> None:
         summary.add(row)
     assert (summary.total, summary.ok, summary.skipped, summary.failed, summary.videos) == (5, 1, 1, 3, 1)
     assert summary.failures == {"TruncatedImageError": 2, "InvalidVideoError": 1}
-    assert summary.bytes_out == 30 and summary.pixels == 8
+    assert (summary.bytes_in, summary.bytes_out, summary.pixels) == (10, 30, 8)  # the skipped one was not read
     summary.seconds, summary.first_row_seconds, summary.first_ok = 2.0, 1.0, 0
     text = summary.format()
     assert "1 colorized, 1 skipped" in text and "failed 2 x TruncatedImageError" in text

@@ -108,3 +108,20 @@ def test_video_objects_go_whole_to_the_video_colorizer(ray_session: Any, tmp_pat
     assert len(frames) == 10 and frames[0].shape == (48, 64, 3)
     rerun = run_archive(cfg)
     assert (rerun.skipped, rerun.failed) == (2, 1)  # the finished film is skipped like any output
+
+
+@pytest.mark.parametrize("gpus", [0.0, 0.5])
+def test_decode_and_encode_stay_off_the_inference_actor(
+    ray_session: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], gpus: float
+) -> None:
+    """Ray Data may fuse a task stage into the next actor stage; the plan must keep codecs in CPU tasks."""
+    from pipelines.archive.pipeline import build_image_dataset
+
+    cfg = ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), gpus_per_worker=gpus)
+    cfg = cfg.resolve({"CPU": 16.0, "GPU": 1.0})
+    store = open_store(tmp_path)
+    build_image_dataset(cfg, store, store, TinyPredictor()).explain()
+    optimized = capsys.readouterr().out.split("Physical Plan (Optimized)")[-1]
+    assert "ActorPoolMapOperator[MapBatches(ChromaWorker)]" in optimized
+    assert "TaskPoolMapOperator[MapBatches(fetch_and_decode)]" in optimized
+    assert "TaskPoolMapOperator[MapBatches(compose_encode_upload)]" in optimized
