@@ -22,6 +22,8 @@ def register(sub: Any) -> None:
     p.add_argument("--size", type=int, help="side of the square training crops (default: 128)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3)")
     p.add_argument("--teacher", action="store_true", help="add EfficientNet-Lite0 soft labels (fusion)")
+    p.add_argument("--teacher-size", type=int, help="side of the photos the teacher sees (default: 224)")
+    p.add_argument("--max-train-images", type=int, help="train on a random subset of this many photos")
     p.add_argument("--chroma-weight", type=float, help="fusion: weight of the chroma-deficit penalty")
     p.add_argument("--split", help="split to train on (default: train)")
     p.add_argument("--eval-split", help="split evaluated at the end; 'none' to skip (default: val)")
@@ -52,6 +54,8 @@ _FIELDS = (
     "name",
     "data_name",
     "cache_dir",
+    "teacher_size",
+    "max_train_images",
 )
 
 

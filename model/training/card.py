@@ -56,6 +56,8 @@ def reproduce_command(cfg: TrainConfig) -> str:
         "seed": "--seed",
         "name": "--name",
         "data_name": "--data-name",
+        "max_train_images": "--max-train-images",
+        "teacher_size": "--teacher-size",
     }
     for key, flag in flags.items():
         value = getattr(cfg, key)

