@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import socket
 import sys
 from collections.abc import Iterator
@@ -130,6 +131,7 @@ def _run_s3(args: argparse.Namespace, archive: Path, colorized: Path) -> int:
         return 2
     from pipelines.archive import StorageOptions, open_store
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the embedded server logs every request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
     server.start()
     try:

@@ -21,6 +21,7 @@ from typing import Any
 from model import Colorizer
 from pipelines.archive.config import REPORT_FOLDER, ArchiveConfig
 from pipelines.archive.keys import KeyListing, is_video, output_key, select
+from pipelines.archive.manifest import iter_manifest
 from pipelines.archive.report import Progress, ReportWriter, Summary, new_run_id
 from pipelines.archive.stages import (
     ChromaWorker,
@@ -29,7 +30,7 @@ from pipelines.archive.stages import (
     compose_encode_upload,
     fetch_and_decode,
 )
-from pipelines.archive.storage import ObjectInfo, StorageError, Store, iter_manifest, open_store
+from pipelines.archive.storage import ObjectInfo, StorageError, Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -249,12 +250,15 @@ def run_archive(
             if videos:
                 log.info("colorizing %d video objects", videos)
                 _drain(build_video_dataset(config, src, dst, factory), summary, writer, bar, start, progress)
-    except KeyboardInterrupt:
+    except BaseException as exc:  # Ctrl-C, or the job failed as a whole: keep the report of what was done
         summary.interrupted = True
         summary.seconds = time.perf_counter() - start
         bar.close()
-        writer.close(summary)
-        raise ArchiveInterrupted(summary) from None
+        with contextlib.suppress(Exception):
+            writer.close(summary)
+        if isinstance(exc, KeyboardInterrupt):
+            raise ArchiveInterrupted(summary) from None
+        raise
     bar.close()
     summary.seconds = time.perf_counter() - start
     writer.close(summary)

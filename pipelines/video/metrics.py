@@ -15,7 +15,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
+from model.color import rgb_to_lab
 from pipelines.video.io import open_input
 
 
@@ -53,41 +55,55 @@ def visible_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return inside & consistent & ~boundary
 
 
+def chroma_of(rgb: np.ndarray) -> np.ndarray:
+    """a*b* ``(H, W, 2)`` float32 of an sRGB uint8 image, through the model's colour maths."""
+    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+    return rgb_to_lab(t)[1:].permute(1, 2, 0).numpy()
+
+
 class WarpingError:
     """Streaming warping error of several outputs of one film, sharing the input's flow.
 
     Call :meth:`add` with each input frame (grey uint8) and the matching RGB uint8 output of every method.
+    :meth:`result` is Lai et al.'s measure (RGB in [0, 1]); :meth:`chroma_result` is the same over a*b* only
+    (mean squared ΔE of the chroma): every output here keeps the input's L*, so this isolates the flicker
+    that colorization adds, which the RGB measure mixes with the input's own grain and exposure flicker.
     """
 
     def __init__(self, method: str = "farneback") -> None:
         self.method = method
         self._prev_guide: np.ndarray | None = None
-        self._prev: dict[str, np.ndarray] = {}
-        self._sums: dict[str, float] = {}
+        self._prev: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._sums: dict[str, list[float]] = {}
         self.pairs = 0
         self.visible_fraction = 0.0
 
     def add(self, guide: np.ndarray, outputs: Mapping[str, np.ndarray], new_shot: bool = False) -> None:
         """``new_shot``: this frame follows a cut, so it is not compared with the previous one."""
-        frames = {k: np.asarray(v, np.float32) / 255.0 for k, v in outputs.items()}
+        frames = {k: (np.asarray(v, np.float32) / 255.0, chroma_of(v)) for k, v in outputs.items()}
         if self._prev_guide is not None and not new_shot:
             fwd = optical_flow(self._prev_guide, guide, self.method)
             bwd = optical_flow(guide, self._prev_guide, self.method)
             mask = visible_mask(fwd, bwd)
             n = int(mask.sum())
             if n:
-                for name, frame in frames.items():
-                    diff = self._prev[name] - _sample(frame, fwd)
-                    err = float(((diff**2).sum(-1) * mask).sum() / n)
-                    self._sums[name] = self._sums.get(name, 0.0) + err
+                for name, pair in frames.items():
+                    sums = self._sums.setdefault(name, [0.0, 0.0])
+                    for k, (before, now) in enumerate(zip(self._prev[name], pair, strict=True)):
+                        diff = before - _sample(now, fwd)
+                        sums[k] += float(((diff**2).sum(-1) * mask).sum() / n)
                 self.visible_fraction += n / mask.size
                 self.pairs += 1
         self._prev_guide = guide
         self._prev = frames
 
     def result(self) -> dict[str, float]:
-        """Mean warping error per output (0 when no pair could be compared)."""
-        return {name: total / max(self.pairs, 1) for name, total in self._sums.items()}
+        """Mean warping error per output, RGB (0 when no pair could be compared)."""
+        return {name: sums[0] / max(self.pairs, 1) for name, sums in self._sums.items()}
+
+    def chroma_result(self) -> dict[str, float]:
+        """Mean warping error per output over a*b* (squared ΔE units)."""
+        return {name: sums[1] / max(self.pairs, 1) for name, sums in self._sums.items()}
 
 
 def warping_error(
@@ -127,11 +143,11 @@ def video_warping_error(
     method: str = "farneback",
     cuts: Iterable[int] = (),
     include_source: bool = False,
-) -> dict[str, float]:
+) -> WarpingError:
     """Warping error of each colorized film in ``outputs`` (same frames as ``source``), flow from ``source``;
     frame pairs across the given ``cuts`` (first frames of shots) are skipped. ``include_source`` adds the
-    greyscale input itself as ``"source"``: the floor that no colorization can go below, since every output
-    keeps the input's L*. Streams all files at once."""
+    greyscale input itself as ``"source"`` (the input's own flicker: grain, dust, exposure). Streams all
+    files at once; read :meth:`WarpingError.result` and :meth:`WarpingError.chroma_result`."""
     meter = WarpingError(method)
     cut_set = set(cuts)
     readers = {name: iter(_rgb_frames(Path(p))) for name, p in outputs.items()}
@@ -142,7 +158,7 @@ def video_warping_error(
         if include_source:
             frames["source"] = np.repeat(guide[..., None], 3, axis=-1)
         meter.add(guide, frames, new_shot=index in cut_set)  # type: ignore[arg-type]
-    return meter.result()
+    return meter
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

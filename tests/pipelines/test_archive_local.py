@@ -63,6 +63,12 @@ def test_the_archive_command(ray_session: Any, tmp_path: Path, capsys: pytest.Ca
     out = capsys.readouterr().out
     assert "dry run: 14 objects" in out and "4 already have an output" in out
 
+    manifest = tmp_path / "keys.csv"
+    manifest.write_text("key\n1910s/war/rgba.png\n1900s/photo-0.jpg\n" + f"{src}/1900s/paris/photo-1.jpg\n")
+    assert main(["archive", src, str(tmp_path / "from-manifest"), *common, "--manifest", str(manifest)]) == 0
+    assert "3 objects: 3 colorized" in capsys.readouterr().out
+    assert len(list((tmp_path / "from-manifest").rglob("photo-*.jpg"))) == 2
+
     assert main(["archive", src, str(tmp_path / "src" / "out"), *common]) == 2
     assert "overlaps SRC" in capsys.readouterr().err
 

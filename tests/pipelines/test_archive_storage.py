@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pipelines.archive import storage
+from pipelines.archive.manifest import iter_manifest
 from pipelines.archive.storage import (
     LocalStore,
     Location,
@@ -21,7 +22,6 @@ from pipelines.archive.storage import (
     S3Store,
     StorageError,
     is_transient,
-    iter_manifest,
     open_store,
     with_retries,
 )
