@@ -38,7 +38,7 @@ def _part_path(dst: Path) -> Path:
     return dst.with_name(f".{dst.stem}.part{dst.suffix}")
 
 
-class _Colorizer:
+class _FilmColorizer:
     """Per-film state of the colorizing pass: shot tracking, style vectors and the chroma filter."""
 
     def __init__(self, colorizer: Any, options: VideoOptions, track: StyleTrack | None, fps: float) -> None:
@@ -112,13 +112,13 @@ def colorize_video(
     track: StyleTrack | None = None
     try:
         with Transcoder(src, part, options) as transcoder:
-            if options.uses_shot_style:
+            if options.uses_shot_style and colorizer.global_dim > 0:  # baselines have no global path
                 bar = _progress_bar(progress, info.frames, "analysing")
                 track = analyse(read_frames(src), colorizer, options, bar.update if bar else None)
                 if bar:
                     bar.close()
             analysed = time.perf_counter()
-            state = _Colorizer(colorizer, options, track, float(info.fps))
+            state = _FilmColorizer(colorizer, options, track, float(info.fps))
             bar = _progress_bar(progress, info.frames, "colorizing")
             batch: list[Frame] = []
 

@@ -89,46 +89,33 @@ def analyse(
     on_frame: Callable[[], None] | None = None,
 ) -> StyleTrack:
     """The analysis pass: scene cuts and global vectors (of every ``style_stride``-th frame and of the first
-    frame of every shot) for a whole film."""
+    frame of every shot) for a whole film. ``colorizer`` must have a global path (``global_dim > 0``)."""
     detector = CutDetector(options.cut_threshold, options.cut_ratio)
-    track: StyleTrack | None = None
-    shot = -1
+    track = StyleTrack(colorizer.global_dim)
     planes: list[np.ndarray] = []
     indices: list[int] = []
     shots: list[int] = []
 
     def flush() -> None:
-        nonlocal track
-        if not planes:
-            return
-        vectors = colorizer.global_features(planes)
-        if track is None:
-            track = StyleTrack(vectors.shape[1])
-            track.cuts = cuts
-        track.add(indices, shots, vectors)
+        if planes:
+            track.add(indices, shots, colorizer.global_features(planes))
         planes.clear()
         indices.clear()
         shots.clear()
 
-    cuts: list[int] = []
-    count = 0
     for frame in frames:
         if detector.is_cut(frame.lightness):
-            shot += 1
-            cuts.append(frame.index)
-        if frame.index % options.style_stride == 0 or cuts[-1] == frame.index:
+            track.cuts.append(frame.index)
+        if frame.index % options.style_stride == 0 or track.cuts[-1] == frame.index:
             planes.append(frame.lightness)
             indices.append(frame.index)
-            shots.append(shot)
+            shots.append(track.shots - 1)
             if len(planes) >= options.batch_size:
                 flush()
-        count += 1
+        track.frames += 1
         if on_frame is not None:
             on_frame()
     flush()
-    if track is None:  # a film without frames
-        track = StyleTrack(1)
-    track.frames = count
     return track
 
 

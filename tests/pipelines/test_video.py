@@ -161,13 +161,13 @@ def test_scene_cut_found(outputs: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_temporal_consistency_lowers_warping_error(film: Path, outputs: dict[str, Any]) -> None:
-    errors = video_warping_error(
-        {name: dst for name, (dst, _) in outputs.items()}, film, cuts=[CUT], include_source=True
-    )
-    floor = errors["source"]  # the greyscale input's own warping error: what flow cannot explain
-    assert errors["on"] < errors["off"]
-    # The colour flicker added on top of the input's own: at least halved (about 5x in practice).
-    assert errors["on"] - floor < 0.5 * (errors["off"] - floor), errors
+    meter = video_warping_error({name: dst for name, (dst, _) in outputs.items()}, film, cuts=[CUT])
+    assert meter.pairs == FRAMES - 2  # every pair but the one across the cut
+    rgb, chroma = meter.result(), meter.chroma_result()
+    # Lai et al.'s RGB measure also counts the input's own luminance changes, identical in both outputs;
+    # the a*b* measure isolates the colour flicker. Measured: about 12% and 17% lower.
+    assert rgb["on"] < 0.95 * rgb["off"], rgb
+    assert chroma["on"] < 0.9 * chroma["off"], chroma
 
 
 def test_subtitles_copied_into_matroska(tmp_path: Path, test_colorizer: Any) -> None:
