@@ -10,6 +10,9 @@
    synthetic scene without it), made greyscale, colorized both ways: PSNR against the colour original and
    warping error.
 
+3. **Throughput**: the first ``--speed-frames`` frames of each film, stills / per-frame / temporal, each run
+   twice in the order ABCCBA so that a drifting machine load biases no mode.
+
     python -m benchmarks.video FILM... [--train-pack DIR] [--weights W | --preset P] [--frames-dir DIR]
 """
 
@@ -300,6 +303,54 @@ def ground_truth(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> 
         contact_sheet({"in": src, **outs}, picks, args.frames_dir / "truth.png", first=colour)
 
 
+def film_prefix(src: Path, dst: Path, frames: int) -> Path:
+    """The first ``frames`` frames of ``src`` re-encoded near-losslessly (video only)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        rate = Fraction(vin.average_rate or 25)
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt, stream.options = vin.width, vin.height, "yuv420p", {"crf": "12"}
+        for i, frame in enumerate(inp.decode(vin)):
+            if i == frames:
+                break
+            picture = frame.reformat(format="yuv420p")
+            picture.pts, picture.time_base = i, 1 / rate
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode(None))
+    return dst
+
+
+def speed(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> None:
+    """Throughput against stills, run in the order stills, per-frame, temporal, temporal, per-frame, stills
+    so that a machine whose load drifts during the run biases no mode; the mean of both runs of each."""
+    what = f"first {args.speed_frames} frames" if args.speed_frames else "whole films"
+    print(f"\n### Throughput, {what}, each mode run twice (ABCCBA)\n")
+    print("| film | mode | wall s | CPU s | frames/s | wall vs stills | CPU vs stills |")
+    print("|---|---|---|---|---|---|---|")
+    for film in args.films:
+        clip = Path(film)
+        if args.speed_frames:
+            clip = film_prefix(clip, work / f"{clip.stem}-prefix.mp4", args.speed_frames)
+        runs: dict[str, list[tuple[float, float]]] = {"stills": [], "per-frame": [], "temporal": []}
+        frames = args.speed_frames
+        for mode in ["stills", "per-frame", "temporal", "temporal", "per-frame", "stills"]:
+            if mode == "stills":
+                runs[mode].append(stills_seconds(clip, colorizer, args.batch))
+            else:
+                summary, _ = run_film(
+                    clip, work / "speed.mp4", colorizer, VARIANTS[mode].replace(batch_size=args.batch)
+                )
+                runs[mode].append((summary["seconds"], summary["cpu_seconds"]))
+                frames = summary["frames"]
+        wall0, cpu0 = (float(np.mean([r[k] for r in runs["stills"]])) for k in (0, 1))
+        for mode, values in runs.items():
+            wall, cpu = (float(np.mean([r[k] for r in values])) for k in (0, 1))
+            print(
+                f"| {Path(film).name} | {mode} | {wall:.1f} | {cpu:.1f} | {frames / wall:.2f} "
+                f"| {wall / wall0:.2f} | {cpu / cpu0:.2f} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("films", nargs="*", type=Path, help="black-and-white films to colorize")
@@ -312,8 +363,12 @@ def main() -> None:
     parser.add_argument("--gt-frames", type=int, default=36, help="frames per ground-truth shot")
     parser.add_argument("--ablations", action="store_true", help="also shot style only / filter only")
     parser.add_argument("--frames-dir", type=Path, help="save contact sheets of output frames here")
-    parser.add_argument("--skip-films", action="store_true")
+    parser.add_argument("--speed-frames", type=int, default=150, help="frames per film for the throughput runs (0: the whole film as it is)")
+    parser.add_argument(
+        "--sections", default="films,truth,speed", help="comma-separated: films, truth (ground truth), speed"
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     colorizer = Colorizer.from_pretrained(
         args.weights, preset=args.preset, config=PredictorConfig(device=args.device, max_batch_size=args.batch)
     )
@@ -323,9 +378,12 @@ def main() -> None:
         f"{colorizer.model_name} (trained: {colorizer.trained}); batch {args.batch}"
     )
     with tempfile.TemporaryDirectory(prefix="video-bench-") as tmp:
-        if args.films and not args.skip_films:
+        if args.films and "films" in sections:
             films(args, colorizer, Path(tmp))
-        ground_truth(args, colorizer, Path(tmp))
+        if "truth" in sections:
+            ground_truth(args, colorizer, Path(tmp))
+        if args.films and "speed" in sections:
+            speed(args, colorizer, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="checkpoint (.safetensors); default: the shipped checkpoint")
     parser.add_argument("--preset", help="untrained network of this preset instead of a checkpoint")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    parser.add_argument(
+        "--chroma-gain", type=float, help="a*b* multiplier (saturation); default: the checkpoint's calibrated gain"
+    )
 
 
 def load_colorizer(args: argparse.Namespace, **config: Any) -> Any:
@@ -20,7 +23,7 @@ def load_colorizer(args: argparse.Namespace, **config: Any) -> Any:
     colorizer = Colorizer.from_pretrained(
         args.weights,
         preset=getattr(args, "preset", None),
-        config=PredictorConfig(device=args.device, **config),
+        config=PredictorConfig(device=args.device, chroma_gain=getattr(args, "chroma_gain", None), **config),
     )
     if not colorizer.trained:
         print(

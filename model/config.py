@@ -118,6 +118,8 @@ class PredictorConfig:
     max_batch_pixels: int = 16_000_000  # and at most this many input pixels per pass (bounds memory)
     upsample: str = "bilinear"  # bilinear | guided (luminance-guided, edge-aware)
     top_k: int = 3  # classification labels returned per image
+    # a*b* multiplier (saturation); None: the checkpoint's calibrated value (1.0 when it has none)
+    chroma_gain: float | None = None
     limits: ImageLimits = field(default_factory=ImageLimits)
 
     def __post_init__(self) -> None:
@@ -127,5 +129,7 @@ class PredictorConfig:
             raise ValueError(f"upsample must be bilinear|guided, got {self.upsample!r}")
         if self.max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
+        if self.chroma_gain is not None and not 0.0 <= self.chroma_gain <= 4.0:
+            raise ValueError(f"chroma_gain must be within [0, 4], got {self.chroma_gain}")
         if not (self.device in {"auto", "cpu", "cuda"} or self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto|cpu|cuda|cuda:N, got {self.device!r}")

@@ -109,6 +109,8 @@ class Colorizer:
         net_cfg = getattr(network, "config", None)
         names = tuple(getattr(net_cfg, "class_names", ()) or self.card.get("class_names", ()))
         self.class_names = names
+        card_gain = float(self.card.get("chroma_gain", 1.0))
+        self.chroma_gain = card_gain if self.config.chroma_gain is None else self.config.chroma_gain
 
     # ----------------------------------------------------------------------------------------- loading
     @classmethod
@@ -150,6 +152,7 @@ class Colorizer:
             "trained": self.trained,
             "device": str(self.device),
             "precision": str(self.autocast_dtype or torch.float32).replace("torch.", ""),
+            "chroma_gain": self.chroma_gain,
             "config": net_cfg.to_dict() if net_cfg is not None else None,
         }
 
@@ -224,12 +227,12 @@ class Colorizer:
         global_features = getattr(self.network, "global_features", None)
         if global_features is None:
             raise ValueError(f"the {self.family} model has no global features (no style transfer)")
-        vectors = []
+        out = np.zeros((len(planes), self.global_dim), np.float32)
         with self._inference():
-            for plane in planes:
-                vector, _ = global_features(self._to_batch([plane]))
-                vectors.append(vector.float().cpu())
-        return torch.cat(vectors).numpy()
+            for idx in self._buckets(planes):  # same-size planes in one pass (film frames: whole batches)
+                vector, _ = global_features(self._to_batch([planes[i] for i in idx]))
+                out[idx] = vector.float().cpu().numpy()
+        return out
 
     def _plane(self, x: ImageInput | np.ndarray) -> np.ndarray:
         if isinstance(x, np.ndarray):
@@ -257,7 +260,10 @@ class Colorizer:
                 x = self._to_batch([planes[i] for i in idx])
                 g = None if style_t is None else style_t[idx].to(self.device)
                 ab_norm, logits = self.network(x, g)
-                ab = denormalize_ab(ab_norm.float()).to(torch.float16).cpu().numpy()
+                ab = denormalize_ab(ab_norm.float())
+                if self.chroma_gain != 1.0:
+                    ab = ab * self.chroma_gain
+                ab = ab.to(torch.float16).cpu().numpy()
                 for j, (i, labels) in enumerate(zip(idx, self._labels_for(logits, len(idx)), strict=True)):
                     results[i] = ChromaPrediction(ab=ab[j], labels=labels)
         return [r for r in results if r is not None]

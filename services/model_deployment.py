@@ -52,6 +52,7 @@ class ModelArgs(BaseModel):
     precision: str = "auto"
     max_batch_pixels: Annotated[int, Field(gt=0)] = 16_000_000
     top_k: Annotated[int, Field(ge=0, le=20)] = 3
+    chroma_gain: Annotated[float | None, Field(ge=0.0, le=4.0)] = None  # default: the checkpoint's gain
     torch_threads: Annotated[int | None, Field(ge=1)] = None  # CPU threads per replica; default: torch's choice
 
 
@@ -79,6 +80,7 @@ class ColorizerModel:
             precision=self.args.precision,
             max_batch_pixels=self.args.max_batch_pixels,
             top_k=self.args.top_k,
+            chroma_gain=self.args.chroma_gain,
         )
         self.colorizer = Colorizer.from_pretrained(self.args.weights, preset=self.args.preset, config=config)
         if not self.colorizer.trained:

@@ -118,6 +118,7 @@ def build_config(args: argparse.Namespace, src: str, dst: str, **overrides: Any)
         preset=args.preset,
         device=args.device,
         upsample=args.upsample,
+        chroma_gain=args.chroma_gain,
         max_bytes=args.max_bytes or ImageLimits().max_bytes,
         max_pixels=args.max_pixels or ImageLimits().max_pixels,
         workers=args.workers,

@@ -26,6 +26,10 @@ def register(sub: Any) -> None:
     p.add_argument("--max-train-images", type=int, help="train on a random subset of this many photos")
     p.add_argument("--chroma-weight", type=float, help="fusion: weight of the chroma-deficit penalty")
     p.add_argument("--split", help="split to train on (default: train)")
+    p.add_argument(
+        "--calibrate-images", type=int, help="training photos choosing the chroma gain (default: 500; 0: none)"
+    )
+    p.add_argument("--max-psnr-drop", type=float, help="PSNR (dB) the chroma gain may cost (default: 0.5)")
     p.add_argument("--eval-split", help="split evaluated at the end; 'none' to skip (default: val)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -56,6 +60,8 @@ _FIELDS = (
     "cache_dir",
     "teacher_size",
     "max_train_images",
+    "calibrate_images",
+    "max_psnr_drop",
 )
 
 
@@ -97,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     p = result.progress
     print(f"trained {cfg.family}/{cfg.preset}: {p.step} steps, {p.images:,} images, {p.seconds / 60:.1f} min")
     print(f"checkpoint: {result.checkpoint}")
+    if "chroma_gain" in result.card:
+        print(f"chroma gain: {result.card['chroma_gain']:.2f} (calibrated on the {cfg.split} split)")
     evaluation = result.card.get("eval")
     if evaluation:
         print(format_table(evaluation, title=f"{evaluation['split']} split, {evaluation['images']} images"))

@@ -140,6 +140,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- **Hardware**: {card['hardware']}",
         f"- **Time**: {when['train_minutes']} min of training",
         f"- **Training set mean a\\*b\\***: ({card['mean_ab'][0]:.2f}, {card['mean_ab'][1]:.2f})",
+        *_gain_lines(card),
         "",
         "Reproduce:",
         "",
@@ -162,3 +163,14 @@ def card_markdown(card: dict[str, Any]) -> str:
             "```",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _gain_lines(card: dict[str, Any]) -> list[str]:
+    cal = card.get("calibration")
+    if not cal:
+        return []
+    return [
+        f"- **Chroma gain**: {card['chroma_gain']:.2f}, applied to the predicted a\\*b\\* (`colorize calibrate`: the "
+        f"largest gain costing at most {cal['max_psnr_drop']} dB PSNR on {cal['images']} `{cal['split']}` photos, "
+        f"whose colourfulness is {cal['truth_colorfulness']:.2f}; `--chroma-gain` overrides it)"
+    ]

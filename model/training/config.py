@@ -28,6 +28,8 @@ class TrainConfig:
     loss: LossOptions = field(default_factory=LossOptions)
     split: str = "train"  # which split trains
     max_train_images: int | None = None  # train on a random subset of this many photos (quick experiments)
+    calibrate_images: int = 500  # training photos choosing the chroma gain after training (0: gain 1.0)
+    max_psnr_drop: float = 0.5  # PSNR (dB) the chroma gain may cost on those photos
     eval_split: str | None = "val"  # evaluated at the end (when the data has this split); None = skip
     eval_max_side: int | None = 256
     device: str = "auto"  # auto | cpu | cuda | cuda:N; bf16 autocast on CUDA

@@ -187,6 +187,15 @@ def train(cfg: TrainConfig) -> TrainResult:
         loss_text=loss_fn.describe(),
     )
     path = save_checkpoint(out / MODEL_FILE, model, family=cfg.family, config=net_cfg, card=card, dtype=torch.float16)
+    if cfg.calibrate_images > 0:
+        from model.calibration import calibrate_checkpoint
+
+        gain = calibrate_checkpoint(
+            path, cfg.data, split=cfg.split, limit=cfg.calibrate_images, max_psnr_drop=cfg.max_psnr_drop,
+            max_side=cfg.eval_max_side, seed=cfg.seed, device=str(device),
+        ).gain
+        log.info("chroma gain %.2f (calibrated on %d %s photos)", gain, cfg.calibrate_images, cfg.split)
+        card = load_checkpoint(path).card
     card = _evaluate_export(cfg, path, source, stats, device) or card
     (out / CARD_FILE).write_text(card_markdown(card))
     return TrainResult(path, progress, card)

@@ -38,6 +38,7 @@ class ArchiveConfig:
     device: str = "auto"
     precision: str = "auto"
     upsample: str = "bilinear"  # chroma upsampling at compose time: bilinear | guided
+    chroma_gain: float | None = None  # a*b* multiplier; default: the checkpoint's calibrated gain
     max_bytes: int = ImageLimits().max_bytes  # larger objects fail with ImageTooLargeError unread
     max_pixels: int = ImageLimits().max_pixels
     # --- resources (None = chosen for the cluster by resolve(); see there) ------------------------
@@ -144,6 +145,7 @@ class ArchiveConfig:
             precision=self.precision,
             max_batch_size=self.forward_batch,
             upsample=self.upsample,
+            chroma_gain=self.chroma_gain,
             limits=self.limits,
         )
 

@@ -106,6 +106,9 @@ def test_train_end_to_end_and_resume(photo_tree: Path, tmp_path: Path) -> None:
     assert card["data"]["folder_sha256"] == load_source(photo_tree).digest
     assert card["eval"]["images"] == 2 and set(card["eval"]["results"]["model"]) >= {"psnr", "auc"}
     assert card["recipe"]["steps"] == 2
+    # The chroma gain was calibrated on the training photos (the unreadable one skipped), never on val.
+    assert card["calibration"]["split"] == "train" and card["calibration"]["images"] == 8
+    assert colorizer.chroma_gain == card["chroma_gain"] >= 1.0
     labels = colorizer.colorize(Image.fromarray(colour_photo(40, 32))).labels
     assert {name for name, _ in labels} <= set(LABELS)
 

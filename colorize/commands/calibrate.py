@@ -1,0 +1,47 @@
+"""``colorize calibrate --data DIR|MANIFEST --weights W``: choose and store a checkpoint's chroma gain."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "calibrate", help="choose the a*b* gain (saturation) of a checkpoint on training photos and store it"
+    )
+    p.add_argument("--data", required=True, help="CSV manifest (path, split, label) or a folder of colour photos")
+    p.add_argument("--weights", required=True, help="checkpoint to calibrate (updated in place unless --out)")
+    p.add_argument("--split", default="train", help="split to calibrate on; never the evaluation split")
+    p.add_argument("--limit", type=int, default=500, help="random photos used (default: 500)")
+    p.add_argument(
+        "--max-psnr-drop", type=float, default=0.5, help="PSNR (dB) the gain may cost against 1.0 (default: 0.5)"
+    )
+    p.add_argument("--out", type=Path, help="write the calibrated checkpoint here instead")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from model.calibration import calibrate_checkpoint
+    from model.errors import CheckpointError
+
+    try:
+        result = calibrate_checkpoint(
+            args.weights, args.data, split=args.split, limit=args.limit, max_psnr_drop=args.max_psnr_drop,
+            out=args.out, device=args.device,
+        )
+    except (ValueError, FileNotFoundError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'gain':>6} {'PSNR dB':>8} {'colourful':>10}")
+    for row in result.rows:
+        mark = "  <- chosen" if row["gain"] == result.gain else ""
+        print(f"{row['gain']:>6.2f} {row['psnr']:>8.2f} {row['colorfulness']:>10.2f}{mark}")
+    print(
+        f"{result.images} photos of split {args.split!r}, their colourfulness {result.truth_colorfulness:.2f}; "
+        f"chroma gain {result.gain:.2f} stored in {args.out or args.weights}"
+    )
+    return 0
