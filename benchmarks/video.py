@@ -303,21 +303,52 @@ def ground_truth(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> 
         contact_sheet({"in": src, **outs}, picks, args.frames_dir / "truth.png", first=colour)
 
 
-def film_prefix(src: Path, dst: Path, frames: int) -> Path:
-    """The first ``frames`` frames of ``src`` re-encoded near-losslessly (video only)."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin = inp.streams.video[0]
-        rate = Fraction(vin.average_rate or 25)
-        stream = out.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt, stream.options = vin.width, vin.height, "yuv420p", {"crf": "12"}
-        for i, frame in enumerate(inp.decode(vin)):
-            if i == frames:
-                break
-            picture = frame.reformat(format="yuv420p")
-            picture.pts, picture.time_base = i, 1 / rate
-            out.mux(stream.encode(picture))
-        out.mux(stream.encode(None))
+def film_prefix(src: Path, dst: Path, frames: int, repeat: int = 1) -> Path:
+    """The first ``frames`` frames (0: all) of ``src``, played ``repeat`` times back to back, re-encoded
+    near-losslessly (video only)."""
+    with av.open(str(dst), "w") as out:
+        stream = None
+        i = 0
+        for _ in range(repeat):
+            with av.open(str(src)) as inp:
+                vin = inp.streams.video[0]
+                rate = Fraction(vin.average_rate or 25)
+                if stream is None:
+                    stream = out.add_stream("libx264", rate=rate)
+                    stream.width, stream.height, stream.pix_fmt = vin.width, vin.height, "yuv420p"
+                    stream.options = {"crf": "12", "preset": "veryfast"}
+                for n, frame in enumerate(inp.decode(vin)):
+                    if frames and n == frames:
+                        break
+                    picture = frame.reformat(format="yuv420p")
+                    picture.pts, picture.time_base = i, 1 / rate
+                    out.mux(stream.encode(picture))
+                    i += 1
+        if stream is not None:
+            out.mux(stream.encode(None))
     return dst
+
+
+def long_film(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> None:
+    """Memory over a film ``--long-repeat`` times as long as each given one (temporal mode, this process)."""
+    print(f"\n### Memory over a long film: each film {args.long_repeat}x back to back, temporal on\n")
+    print("| film | frames | " + " | ".join(f"{t}0%" for t in range(1, 11)) + " | growth 10%→100% |")
+    print("|---|---|" + "---|" * 11)
+    for film in args.films:
+        clip = film_prefix(Path(film), work / f"{Path(film).stem}-long.mp4", 0, repeat=args.long_repeat)
+        summary, memory = run_film(
+            clip, work / "long.mp4", colorizer, VARIANTS["temporal"].replace(batch_size=args.batch)
+        )
+        n = summary["frames"]
+        tenths = []
+        for t in range(1, 11):
+            seen = [rss for _, done, rss in memory.samples if done <= t * n / 10]
+            tenths.append(max(seen) if seen else float("nan"))
+        print(
+            f"| {Path(film).name} | {n} | "
+            + " | ".join(f"{m:.0f}" for m in tenths)
+            + f" | {tenths[-1] - tenths[0]:+.0f} MiB |"
+        )
 
 
 def speed(args: argparse.Namespace, colorizer: Colorizer, work: Path) -> None:
@@ -363,9 +394,17 @@ def main() -> None:
     parser.add_argument("--gt-frames", type=int, default=36, help="frames per ground-truth shot")
     parser.add_argument("--ablations", action="store_true", help="also shot style only / filter only")
     parser.add_argument("--frames-dir", type=Path, help="save contact sheets of output frames here")
-    parser.add_argument("--speed-frames", type=int, default=150, help="frames per film for the throughput runs (0: the whole film as it is)")
     parser.add_argument(
-        "--sections", default="films,truth,speed", help="comma-separated: films, truth (ground truth), speed"
+        "--speed-frames",
+        type=int,
+        default=150,
+        help="frames per film for the throughput runs (0: the whole film as it is)",
+    )
+    parser.add_argument("--long-repeat", type=int, default=4, help="the long film: each film this many times")
+    parser.add_argument(
+        "--sections",
+        default="films,truth,speed",
+        help="comma-separated: films, truth (ground truth), speed, long (memory over a long film)",
     )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
@@ -384,6 +423,8 @@ def main() -> None:
             ground_truth(args, colorizer, Path(tmp))
         if args.films and "speed" in sections:
             speed(args, colorizer, Path(tmp))
+        if args.films and "long" in sections:
+            long_film(args, colorizer, Path(tmp))
 
 
 if __name__ == "__main__":
