@@ -150,8 +150,11 @@ def lab_to_srgb8(lab: Tensor, steps: int = 7) -> np.ndarray:
     times faster on a CPU, which is where pipelines recombine chroma with luminance.
     """
     linear = _fit_gamut(lab.float(), _lab_to_linear(lab.float()), steps)
-    index = (linear.permute(1, 2, 0) * (_LUT_SIZE - 1) + 0.5).to(torch.int32).cpu().numpy()
-    return _linear_to_srgb8_lut()[index]
+    index = (linear.permute(1, 2, 0) * (_LUT_SIZE - 1) + 0.5).to(torch.int32)
+    if index.device.type != "cpu":  # look up on the device: only the 8-bit image crosses back
+        lut = torch.from_numpy(_linear_to_srgb8_lut()).to(index.device)
+        return lut[index.long()].cpu().numpy()
+    return _linear_to_srgb8_lut()[index.numpy()]
 
 
 def lightness_from_luminance(y: Tensor) -> Tensor:

@@ -41,10 +41,15 @@ def upsample_chroma(ab: Tensor, lightness: Tensor, mode: str = "bilinear") -> Te
     return up
 
 
-def compose_lab(lightness: np.ndarray, ab_half: np.ndarray, mode: str = "bilinear") -> np.ndarray:
-    """Recombine one image's L* ``(H, W)`` with half-resolution a*b* ``(2, h, w)``: 8-bit sRGB ``(H, W, 3)``."""
+def compose_lab(
+    lightness: np.ndarray, ab_half: np.ndarray, mode: str = "bilinear", device: torch.device | None = None
+) -> np.ndarray:
+    """Recombine one image's L* ``(H, W)`` with half-resolution a*b* ``(2, h, w)``: 8-bit sRGB ``(H, W, 3)``.
+    ``device``: where to compute (default: the CPU); on a GPU only the 8-bit result comes back."""
     lum = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
     ab = torch.from_numpy(np.ascontiguousarray(ab_half, dtype=np.float32))[None]
+    if device is not None:
+        lum, ab = lum.to(device, non_blocking=True), ab.to(device, non_blocking=True)
     ab_full = upsample_chroma(ab, lum, mode)
     lab = torch.cat((lum, ab_full), dim=1)[0]
     return lab_to_srgb8(lab)  # L* kept: out-of-gamut colours lose chroma, not lightness

@@ -54,6 +54,12 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default: 92)")
     g.add_argument("--upsample", default="bilinear", choices=["bilinear", "guided"], help="chroma upsampling")
+    g.add_argument(
+        "--compose",
+        default="auto",
+        choices=["auto", "cpu", "device"],
+        help="recombine a*b* with L* in the inference actor (device) or the CPU encode tasks; auto: device on GPUs",
+    )
     g.add_argument("--max-pixels", type=int, help="fail images with more pixels than this")
     g.add_argument("--max-bytes", type=int, help="fail objects larger than this, without downloading them")
     g.add_argument("--report", help="report folder (local or s3://); default: DST/_reports")
@@ -118,6 +124,7 @@ def build_config(args: argparse.Namespace, src: str, dst: str, **overrides: Any)
         preset=args.preset,
         device=args.device,
         upsample=args.upsample,
+        compose=args.compose,
         chroma_gain=args.chroma_gain,
         max_bytes=args.max_bytes or ImageLimits().max_bytes,
         max_pixels=args.max_pixels or ImageLimits().max_pixels,

@@ -39,6 +39,9 @@ class ArchiveConfig:
     precision: str = "auto"
     upsample: str = "bilinear"  # chroma upsampling at compose time: bilinear | guided
     chroma_gain: float | None = None  # a*b* multiplier; default: the checkpoint's calibrated gain
+    # where a*b* meet L* again: "device" in the inference actor (only 8-bit RGB comes back), "cpu" in the CPU
+    # encode tasks, "auto": the device when inference runs on a GPU (frees the CPUs for decode and encode)
+    compose: str = "auto"
     max_bytes: int = ImageLimits().max_bytes  # larger objects fail with ImageTooLargeError unread
     max_pixels: int = ImageLimits().max_pixels
     # --- resources (None = chosen for the cluster by resolve(); see there) ------------------------
@@ -74,6 +77,8 @@ class ArchiveConfig:
         for name in ("batch_size", "io_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.compose not in {"auto", "cpu", "device"}:
+            raise ValueError(f"compose must be auto|cpu|device, got {self.compose!r}")
         self.predictor_config()  # validates device, precision and upsample
 
     # ------------------------------------------------------------------------------------ derived

@@ -127,7 +127,12 @@ def build_image_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: 
         )
         .map_batches(
             ChromaWorker,
-            fn_constructor_kwargs={"factory": factory, "torch_threads": config.torch_threads},
+            fn_constructor_kwargs={
+                "factory": factory,
+                "torch_threads": config.torch_threads,
+                "compose": config.compose,
+                "upsample": config.upsample,
+            },
             batch_size=config.actor_batch,
             compute=ActorPoolStrategy(min_size=lo, max_size=hi),
             num_cpus=config.cpus_per_worker,

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 Batch = dict[str, np.ndarray]
 
 # Columns the decode stage adds for the inference and encode stages (dropped before the report).
-_PIXEL_COLUMNS = ("lightness", "alpha", "exif", "format", "ab")
+_PIXEL_COLUMNS = ("lightness", "alpha", "exif", "format", "ab", "rgb")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def _empty_row(key: str, size: int) -> dict[str, Any]:
     row: dict[str, Any] = {c: "" for c in COLUMNS}
     row.update(key=key, status="todo", bytes_in=max(size, 0), bytes_out=0, width=0, height=0)
     row.update({t: 0.0 for t in ("fetch_ms", "decode_ms", "infer_ms", "encode_ms", "upload_ms")})
-    row.update(lightness=b"", alpha=b"", exif=b"", format="", ab=b"")
+    row.update(lightness=b"", alpha=b"", exif=b"", format="", ab=b"", rgb=b"")
     return row
 
 
@@ -149,15 +149,25 @@ def half_shape(height: int, width: int) -> tuple[int, int, int]:
 
 
 class ChromaWorker:
-    """Inference actor: loads the predictor once, then predicts a*b* for the batch's ``todo`` rows."""
+    """Inference actor: loads the predictor once, then predicts a*b* for the batch's ``todo`` rows (and, with
+    ``compose`` on the device, recombines them with L* there so that only 8-bit RGB comes back)."""
 
-    def __init__(self, factory: Callable[[], Colorizer], torch_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        factory: Callable[[], Colorizer],
+        torch_threads: int | None = None,
+        compose: str = "cpu",
+        upsample: str = "bilinear",
+    ) -> None:
         import torch
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
         self.colorizer = factory()
-        log.info("inference worker ready: %s", self.colorizer.info())
+        device = self.colorizer.device
+        self.compose_device = device if compose == "device" or (compose == "auto" and device.type != "cpu") else None
+        self.upsample = upsample
+        log.info("inference worker ready: %s; compose on %s", self.colorizer.info(), self.compose_device or "CPUs")
 
     def _predict(self, planes: list[np.ndarray]) -> list[Any]:
         """Predict a batch; if it fails, retry image by image so that only the culprit fails."""
@@ -178,6 +188,7 @@ class ChromaWorker:
         out = dict(batch)
         status, reason = batch["status"].copy(), batch["reason"].copy()
         ab, labels, infer_ms = batch["ab"].copy(), batch["labels"].copy(), batch["infer_ms"].copy()
+        rgb = batch["rgb"].copy()
         todo = np.flatnonzero(status == "todo")
         if len(todo):
             planes = [
@@ -192,14 +203,25 @@ class ChromaWorker:
             except Exception as exc:
                 predictions = [exc] * len(planes)
             share = _ms(start) / len(todo)
-            for i, pred in zip(todo, predictions, strict=True):
+            lightness = batch["lightness"].copy()
+            for j, (i, pred) in enumerate(zip(todo, predictions, strict=True)):
                 infer_ms[i] = share
                 if isinstance(pred, BaseException):
                     status[i], reason[i] = "failed", failure(pred)
                     continue
-                ab[i] = np.ascontiguousarray(pred.ab, dtype=np.float16).tobytes()
                 labels[i] = ";".join(f"{name}:{p:.3f}" for name, p in pred.labels)
-        out.update(status=status, reason=reason, ab=ab, labels=labels, infer_ms=infer_ms)
+                if self.compose_device is None:
+                    ab[i] = np.ascontiguousarray(pred.ab, dtype=np.float16).tobytes()
+                    continue
+                start = time.perf_counter()
+                try:
+                    rgb[i] = compose_lab(planes[j], pred.ab, self.upsample, self.compose_device).tobytes()
+                    lightness[i] = b""  # the encode stage needs only the 8-bit image now
+                except Exception as exc:
+                    status[i], reason[i] = "failed", failure(exc)
+                infer_ms[i] += _ms(start)
+            out["lightness"] = lightness
+        out.update(status=status, reason=reason, ab=ab, rgb=rgb, labels=labels, infer_ms=infer_ms)
         return out
 
 
@@ -227,10 +249,13 @@ def compose_encode_upload(batch: Batch, ctx: StageContext) -> Batch:
             start = time.perf_counter()
             try:
                 h, w = int(row["height"]), int(row["width"])
-                lightness = np.frombuffer(row["lightness"], np.float16).reshape(h, w).astype(np.float32)
-                ab = np.frombuffer(row["ab"], np.float16).reshape(half_shape(h, w))
                 alpha = np.frombuffer(row["alpha"], np.uint8).reshape(h, w) if len(row["alpha"]) else None
-                rgb = compose_lab(lightness, ab, ctx.upsample)
+                if len(row["rgb"]):  # composed in the inference actor, on its device
+                    rgb = np.frombuffer(row["rgb"], np.uint8).reshape(h, w, 3)
+                else:
+                    lightness = np.frombuffer(row["lightness"], np.float16).reshape(h, w).astype(np.float32)
+                    ab = np.frombuffer(row["ab"], np.float16).reshape(half_shape(h, w))
+                    rgb = compose_lab(lightness, ab, ctx.upsample)
                 data = encode_image(
                     rgb, alpha=alpha, format=row["format"], quality=ctx.quality, exif=bytes(row["exif"]) or None
                 )

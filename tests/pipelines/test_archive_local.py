@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from colorize.cli import main
 from pipelines.archive import ArchiveConfig, load_report, open_store, run_archive
@@ -131,3 +132,45 @@ def test_decode_and_encode_stay_off_the_inference_actor(
     assert "ActorPoolMapOperator[MapBatches(ChromaWorker)]" in optimized
     assert "TaskPoolMapOperator[MapBatches(fetch_and_decode)]" in optimized
     assert "TaskPoolMapOperator[MapBatches(compose_encode_upload)]" in optimized
+
+
+def test_compose_in_the_inference_actor_matches_the_cpu_tasks(ray_session: Any, tmp_path: Path) -> None:
+    """``compose="device"`` (the default on GPUs) recombines a*b* with L* inside the inference actor; on this
+    CPU-only machine the actor's device is the CPU, which runs the same code path the GPU would."""
+    objects = small_archive(tmp_path / "src")
+    outputs = {}
+    for mode in ("cpu", "device"):
+        cfg = ArchiveConfig(
+            src=str(tmp_path / "src"), dst=str(tmp_path / mode), format="png", compose=mode, progress=False
+        )
+        summary = run_archive(cfg, TinyPredictor())
+        assert (summary.ok, summary.failed) == (len(objects), 0)
+        outputs[mode] = {key: (tmp_path / mode / output_name(key)).read_bytes() for key in objects}
+    for key, data in objects.items():
+        assert_colorized(data, outputs["device"][key])
+        cpu, dev = (np.asarray(Image.open(io.BytesIO(outputs[m][key])).convert("RGB"), np.int16) for m in outputs)
+        assert np.abs(cpu - dev).max() <= 1  # the same pixels, whichever side composed them
+    with pytest.raises(ValueError, match="compose"):
+        ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "x"), compose="gpu")
+
+    # What crosses from the actor to the encode tasks: a*b* and L*, or only the composed 8-bit image.
+    from pipelines.archive.stages import ChromaWorker, StageContext, fetch_and_decode
+
+    store = open_store(tmp_path / "src")
+    keys = sorted(objects)[:3]
+    batch = fetch_and_decode(
+        {"key": np.array(keys, dtype=object), "size": np.array([len(objects[k]) for k in keys])},
+        StageContext(src=store, dst=open_store(tmp_path / "unused")),
+    )
+    on_cpu = ChromaWorker(TinyPredictor(), compose="cpu")(batch)
+    on_device = ChromaWorker(TinyPredictor(), compose="device")(batch)
+    assert all(len(x) for x in on_cpu["ab"]) and not any(len(x) for x in on_cpu["rgb"])
+    assert all(len(x) for x in on_device["rgb"]) and not any(len(x) for x in on_device["ab"])
+    assert not any(len(x) for x in on_device["lightness"])  # L* is not shipped on once composed
+    for i in range(len(keys)):
+        h, w = int(batch["height"][i]), int(batch["width"][i])
+        assert len(on_device["rgb"][i]) == h * w * 3
+
+
+def output_name(key: str) -> str:
+    return key.rsplit(".", 1)[0] + ".png"
