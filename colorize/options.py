@@ -12,8 +12,20 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="untrained network of this preset instead of a checkpoint")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     parser.add_argument(
-        "--chroma-gain", type=float, help="a*b* multiplier (saturation); default: the checkpoint's calibrated gain"
+        "--chroma-gain",
+        type=chroma_gain,
+        help="a*b* multiplier (saturation), 0 to 4; default: the checkpoint's calibrated gain",
     )
+
+
+def chroma_gain(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 4.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 4], got {value}")
+    return value
 
 
 def load_colorizer(args: argparse.Namespace, **config: Any) -> Any:

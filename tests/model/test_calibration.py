@@ -122,3 +122,15 @@ def test_model_card_names_the_gain() -> None:
         "calibration": {"split": "train", "images": 3, "max_psnr_drop": 0.5, "truth_colorfulness": 30.0},
     }  # fmt: skip
     assert "**Chroma gain**: 1.25" in card_markdown(card)
+
+
+def test_commands_take_a_chroma_gain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.png"
+    Image.fromarray(gradient(48, 40, seed=3)).save(src)
+    common = ["image", str(src), "--preset", "test", "--device", "cpu"]
+    assert main([*common, "--out", str(tmp_path / "grey"), "--chroma-gain", "0"]) == 0
+    grey = np.asarray(Image.open(tmp_path / "grey" / "in.png").convert("RGB"), np.int16)
+    assert np.abs(grey[..., 0] - grey[..., 2]).max() <= 2  # no chroma left: R = G = B up to rounding
+    with pytest.raises(SystemExit) as exit_info:
+        main([*common, "--out", str(tmp_path / "x"), "--chroma-gain", "9"])
+    assert exit_info.value.code == 2 and "must be within [0, 4]" in capsys.readouterr().err
