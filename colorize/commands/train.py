@@ -21,6 +21,7 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, help="images per step (default: 32)")
     p.add_argument("--size", type=int, help="side of the square training crops (default: 128)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3)")
+    p.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up steps (default: 100)")
     p.add_argument("--teacher", action="store_true", help="add EfficientNet-Lite0 soft labels (fusion)")
     p.add_argument("--teacher-size", type=int, help="side of the photos the teacher sees (default: 224)")
     p.add_argument("--max-train-images", type=int, help="train on a random subset of this many photos")
@@ -50,6 +51,7 @@ _FIELDS = (
     "batch_size",
     "size",
     "lr",
+    "warmup_steps",
     "split",
     "device",
     "threads",
