@@ -19,13 +19,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def chroma_gain(text: str) -> float:
+    """argparse type: PredictorConfig's own check, reported as a usage error instead of a traceback."""
+    from model import PredictorConfig
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 4.0:
-        raise argparse.ArgumentTypeError(f"must be within [0, 4], got {value}")
-    return value
+        return float(PredictorConfig(chroma_gain=float(text)).chroma_gain or 0.0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def load_colorizer(args: argparse.Namespace, **config: Any) -> Any:

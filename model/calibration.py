@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from model.compose import compose_lab
-from model.evaluation import colorfulness, psnr
+from model.evaluation import batched, colorfulness, psnr
 
 DEFAULT_GAINS = tuple(round(1.0 + 0.05 * i, 2) for i in range(21))  # 1.00, 1.05, ..., 2.00
 
@@ -63,21 +63,16 @@ def calibrate_chroma_gain(
     truth_cf, n = 0.0, 0
     saved_gain, colorizer.chroma_gain = colorizer.chroma_gain, 1.0
     try:
-        batch: list[np.ndarray] = []
-        for image in [*images, None]:
-            if image is not None:
-                batch.append(image)
-            if batch and (image is None or len(batch) == batch_size):
-                planes = [srgb8_to_lightness(rgb) for rgb in batch]
-                for truth, plane, pred in zip(batch, planes, colorizer.predict_chroma(planes), strict=True):
-                    ab = pred.ab.astype(np.float32)
-                    for k, gain in enumerate(gains):
-                        rgb = compose_lab(plane, ab * gain, colorizer.config.upsample)
-                        psnr_sum[k] += psnr(truth, rgb)
-                        cf_sum[k] += colorfulness(rgb)
-                    truth_cf += colorfulness(truth)
-                    n += 1
-                batch = []
+        for batch in batched(images, batch_size):
+            planes = [srgb8_to_lightness(rgb) for rgb in batch]
+            for truth, plane, pred in zip(batch, planes, colorizer.predict_chroma(planes), strict=True):
+                ab = pred.ab.astype(np.float32)
+                for k, gain in enumerate(gains):
+                    rgb = compose_lab(plane, ab * gain, colorizer.config.upsample)
+                    psnr_sum[k] += psnr(truth, rgb)
+                    cf_sum[k] += colorfulness(rgb)
+                truth_cf += colorfulness(truth)
+                n += 1
     finally:
         colorizer.chroma_gain = saved_gain
     if n == 0:
@@ -128,7 +123,11 @@ def calibrate_checkpoint(
     card = {**ckpt.card, "chroma_gain": result.gain, "calibration": {"split": split, **result.to_dict()}}
     half = any(t.dtype == torch.float16 for t in ckpt.state_dict.values())
     save_checkpoint(
-        out or weights, ckpt.build(), family=ckpt.family, config=ckpt.config, card=card,
+        out or weights,
+        ckpt.build(),
+        family=ckpt.family,
+        config=ckpt.config,
+        card=card,
         dtype=torch.float16 if half else None,
     )
     return result

@@ -182,6 +182,12 @@ def _srgb8_linear_lut() -> np.ndarray:
     return srgb_to_linear(levels).numpy().astype(np.float32)
 
 
+def srgb8_to_ab(rgb: np.ndarray, dtype: torch.dtype = torch.float32) -> np.ndarray:
+    """a*b* ``(2, H, W)`` of an 8-bit sRGB image ``(H, W, 3)`` (metrics compare chroma this way)."""
+    lab = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).to(dtype) / 255.0)
+    return lab[1:].numpy()
+
+
 def srgb8_to_lightness(pixels: np.ndarray) -> np.ndarray:
     """L* of 8-bit sRGB pixels, ``(H, W, 3)`` RGB or ``(H, W)`` grey, as float32 ``(H, W)``.
 

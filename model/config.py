@@ -18,6 +18,9 @@ STRIDE = 8
 CHROMA_SCALE = 2
 
 
+MAX_CHROMA_GAIN = 4.0  # largest a*b* multiplier any entry point accepts
+
+
 @dataclass(frozen=True)
 class FusionConfig:
     """Architecture of the global + local fusion network. Channel counts are the paper's times ``width``."""
@@ -129,7 +132,7 @@ class PredictorConfig:
             raise ValueError(f"upsample must be bilinear|guided, got {self.upsample!r}")
         if self.max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
-        if self.chroma_gain is not None and not 0.0 <= self.chroma_gain <= 4.0:
-            raise ValueError(f"chroma_gain must be within [0, 4], got {self.chroma_gain}")
+        if self.chroma_gain is not None and not 0.0 <= self.chroma_gain <= MAX_CHROMA_GAIN:
+            raise ValueError(f"chroma_gain must be within [0, {MAX_CHROMA_GAIN:g}], got {self.chroma_gain}")
         if not (self.device in {"auto", "cpu", "cuda"} or self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto|cpu|cuda|cuda:N, got {self.device!r}")

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from model.color import rgb_to_lab, srgb8_to_lightness
+from model.color import srgb8_to_ab, srgb8_to_lightness
 from model.compose import compose_lab
 from model.imageio import DecodedImage
 
@@ -56,14 +56,9 @@ def colorfulness(rgb: np.ndarray) -> float:
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
-def _ab(rgb: np.ndarray) -> np.ndarray:
-    lab = rgb_to_lab(torch.tensor(rgb, dtype=torch.float64).permute(2, 0, 1) / 255.0)
-    return lab[1:].numpy()
-
-
 def ab_error_auc(truth: np.ndarray, pred: np.ndarray) -> float:
     """Mean over thresholds t = 0..150 of the share of pixels whose a*b* error is at most t."""
-    err = np.sort(np.hypot(*(_ab(truth) - _ab(pred))).ravel())
+    err = np.sort(np.hypot(*(srgb8_to_ab(truth, torch.float64) - srgb8_to_ab(pred, torch.float64))).ravel())
     within = np.searchsorted(err, AUC_THRESHOLDS, side="right") / err.size
     return float(within.mean())
 
@@ -112,7 +107,7 @@ def evaluate_models(
         raise ValueError("model names must differ from each other and from the baselines")
     acc = {row: _Accumulator() for row in rows}
     truth_cf_sum, n = 0.0, 0
-    for batch in _batches(images, batch_size):
+    for batch in batched(images, batch_size):
         planes = [srgb8_to_lightness(rgb) for rgb in batch]
         outputs = {
             name: colorizer.colorize_batch([DecodedImage(lightness=p, mode="RGB") for p in planes])
@@ -133,7 +128,8 @@ def evaluate_models(
     return results
 
 
-def _batches(images: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+def batched(images: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """Lists of at most ``size`` items, streamed."""
     batch: list[np.ndarray] = []
     for image in images:
         batch.append(image)

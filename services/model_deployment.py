@@ -19,6 +19,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
+from model.config import MAX_CHROMA_GAIN
+
 log = logging.getLogger(__name__)
 
 
@@ -52,7 +54,7 @@ class ModelArgs(BaseModel):
     precision: str = "auto"
     max_batch_pixels: Annotated[int, Field(gt=0)] = 16_000_000
     top_k: Annotated[int, Field(ge=0, le=20)] = 3
-    chroma_gain: Annotated[float | None, Field(ge=0.0, le=4.0)] = None  # default: the checkpoint's gain
+    chroma_gain: Annotated[float | None, Field(ge=0.0, le=MAX_CHROMA_GAIN)] = None  # default: the checkpoint's gain
     torch_threads: Annotated[int | None, Field(ge=1)] = None  # CPU threads per replica; default: torch's choice
 
 

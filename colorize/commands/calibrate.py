@@ -30,8 +30,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = calibrate_checkpoint(
-            args.weights, args.data, split=args.split, limit=args.limit, max_psnr_drop=args.max_psnr_drop,
-            out=args.out, device=args.device,
+            args.weights,
+            args.data,
+            split=args.split,
+            limit=args.limit,
+            max_psnr_drop=args.max_psnr_drop,
+            out=args.out,
+            device=args.device,
         )
     except (ValueError, FileNotFoundError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)

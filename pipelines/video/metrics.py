@@ -15,9 +15,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
-from model.color import rgb_to_lab
+from model.color import srgb8_to_ab
 from pipelines.video.io import open_input
 
 
@@ -55,12 +54,6 @@ def visible_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return inside & consistent & ~boundary
 
 
-def chroma_of(rgb: np.ndarray) -> np.ndarray:
-    """a*b* ``(H, W, 2)`` float32 of an sRGB uint8 image, through the model's colour maths."""
-    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
-    return rgb_to_lab(t)[1:].permute(1, 2, 0).numpy()
-
-
 class WarpingError:
     """Streaming warping error of several outputs of one film, sharing the input's flow.
 
@@ -80,7 +73,7 @@ class WarpingError:
 
     def add(self, guide: np.ndarray, outputs: Mapping[str, np.ndarray], new_shot: bool = False) -> None:
         """``new_shot``: this frame follows a cut, so it is not compared with the previous one."""
-        frames = {k: (np.asarray(v, np.float32) / 255.0, chroma_of(v)) for k, v in outputs.items()}
+        frames = {k: (np.asarray(v, np.float32) / 255.0, srgb8_to_ab(v).transpose(1, 2, 0)) for k, v in outputs.items()}
         if self._prev_guide is not None and not new_shot:
             fwd = optical_flow(self._prev_guide, guide, self.method)
             bwd = optical_flow(guide, self._prev_guide, self.method)

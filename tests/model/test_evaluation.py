@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from colorize.cli import main
@@ -84,9 +85,9 @@ def test_evaluate_rows_and_baselines() -> None:
     flat = np.zeros((8, 10, 3), np.uint8)
     flat[:] = (40, 120, 200)  # one colour everywhere
     photos = [flat, colour_photo(12, 9, seed=3)]
-    from model.evaluation import _ab
+    from model.color import srgb8_to_ab
 
-    mean_ab = tuple(float(v) for v in _ab(flat)[:, 0, 0])  # the flat photo's own a*b*
+    mean_ab = tuple(float(v) for v in srgb8_to_ab(flat, torch.float64)[:, 0, 0])  # the flat photo's own a*b*
     report = evaluate(GreyColorizer(), photos, mean_ab, batch_size=1)
     res = report["results"]
     assert set(res) == {"model", "greyscale", "mean_ab", "ground_truth"}
