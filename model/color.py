@@ -184,7 +184,7 @@ def _srgb8_linear_lut() -> np.ndarray:
 
 def srgb8_to_ab(rgb: np.ndarray, dtype: torch.dtype = torch.float32) -> np.ndarray:
     """a*b* ``(2, H, W)`` of an 8-bit sRGB image ``(H, W, 3)`` (metrics compare chroma this way)."""
-    lab = rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).to(dtype) / 255.0)
+    lab = rgb_to_lab(torch.tensor(rgb, dtype=dtype).permute(2, 0, 1) / 255.0)  # a copy: inputs may be read-only
     return lab[1:].numpy()
 
 
