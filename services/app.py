@@ -25,9 +25,11 @@ from starlette.concurrency import run_in_threadpool
 
 from model import ImageLimits
 from services import processing
+from services.admission import Admission
 from services.errors import OverloadedError, UnauthorizedError, install_error_handlers
 from services.metrics import MetricsMiddleware, ServiceMetrics
 from services.model_deployment import ChromaReply, ChromaRequest
+from services.pixel_budget import check_pixel_budget
 from services.schemas import (
     COLORIZE_REQUEST_BODY,
     IMAGE_RESPONSES,
@@ -53,6 +55,7 @@ class ColorizeIngress:
         self.settings = Settings(**(settings or {}))
         self.limits = ImageLimits(max_bytes=self.settings.max_body_bytes, max_pixels=self.settings.max_pixels)
         self.metrics = ServiceMetrics()
+        self.admission = Admission(self.settings, self.metrics.registry)  # latency budget of /v1/colorize
         self._card: dict[str, Any] | None = None
         self._model_name: str | None = None  # set once the model has answered a readiness check
 
@@ -73,6 +76,10 @@ class ColorizeIngress:
             return self._model_name
         self._model_name = name
         return name
+
+    def drain(self) -> dict[str, Any]:
+        """Graceful stop (``colorize serve`` on SIGTERM): refuse new colorizations, report those in flight."""
+        return self.admission.drain()
 
     async def predict(self, request: ChromaRequest) -> ChromaReply:
         return await self._call(self.model.predict.remote(request))
@@ -144,7 +151,7 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
 
     @app.post(
         "/v1/colorize",
-        dependencies=protected,
+        dependencies=[*protected, Depends(ingress.admission.ticket)],
         response_class=Response,
         responses=IMAGE_RESPONSES,
         openapi_extra={"requestBody": COLORIZE_REQUEST_BODY},
@@ -163,6 +170,7 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
         start = time.perf_counter()
         body = await processing.read_body(request, settings.max_body_bytes)
         upload = await processing.parse_upload(request, body)
+        check_pixel_budget(settings.pixel_budget, upload.image, upload.style)  # 413 from headers, nothing decoded
         small = len(body) <= settings.inline_max_bytes
         image, style = await _cpu(small, _decode_upload, upload, ingress.limits, max_side)
         fmt = processing.negotiate_format(format, request.headers.get("accept"), image.format, settings.default_format)

@@ -47,7 +47,14 @@ class UnauthorizedError(Exception):
 
 
 class OverloadedError(Exception):
-    """The model's queue is full: the client should retry after a short wait."""
+    """The model's queue is full, admission refused the request, or the server is stopping: the client should
+    retry after a short wait. ``detail`` and ``retry_after_s`` override the generic message and the
+    configured Retry-After (admission knows how long its queue needs to drain)."""
+
+    def __init__(self, message: str = "", *, detail: str | None = None, retry_after_s: int | None = None) -> None:
+        super().__init__(message or detail or "overloaded")
+        self.detail = detail
+        self.retry_after_s = retry_after_s
 
 
 # (error class, HTTP status): the first row whose class matches (isinstance, so subclasses follow their
@@ -88,6 +95,8 @@ def _detail(exc: BaseException, status: int) -> Any:
         return exc.detail
     if isinstance(exc, UnauthorizedError):
         return str(exc) or "missing or invalid API key"
+    if isinstance(exc, OverloadedError) and exc.detail:
+        return exc.detail
     if isinstance(exc, (OverloadedError, BackPressureError, DeploymentUnavailableError)):
         return "the colorizer is busy: retry shortly"
     if isinstance(exc, ClientDisconnect):
@@ -100,7 +109,8 @@ def _detail(exc: BaseException, status: int) -> Any:
 def _headers(exc: BaseException, status: int, retry_after_s: int) -> dict[str, str]:
     headers = dict(exc.headers) if isinstance(exc, ApiError) else {}
     if status == 503:
-        headers["Retry-After"] = str(retry_after_s)
+        own = exc.retry_after_s if isinstance(exc, OverloadedError) else None
+        headers["Retry-After"] = str(retry_after_s if own is None else own)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return headers

@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     inline_max_pixels: int = Field(512 * 512, ge=0)
     # How long /readyz waits for the model deployment before it answers "not ready".
     ready_timeout_s: float = Field(5.0, gt=0)
+    # Admission (services/admission.py): a colorization is accepted only if the work already admitted ahead
+    # of it (queue depth x measured service time per image) should finish within this many seconds, so an
+    # accepted request waits at most about this long; others get an immediate JSON 503 with Retry-After.
+    latency_budget_s: float = Field(2.0, gt=0)
+    # Hard bound on colorizations admitted at once per ingress replica (whatever the measured speed), kept
+    # below Serve's own bounds in deploy/serve.yaml so that the API, not Serve, always refuses first.
+    max_queue_depth: int = Field(32, ge=1)
+    # Service time per image assumed until the first colorizations have been measured.
+    initial_service_time_s: float = Field(0.1, gt=0)
+    # Pixels one request may ask to decode (image + style), checked from the headers before any pixel is
+    # decoded: a tiny, highly compressible file of huge dimensions is refused with 413 at once.
+    pixel_budget: int = Field(16_777_216, gt=0)
 
     @property
     def auth_enabled(self) -> bool:

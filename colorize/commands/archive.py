@@ -126,6 +126,7 @@ def build_config(args: argparse.Namespace, src: str, dst: str, **overrides: Any)
         upsample=args.upsample,
         compose=args.compose,
         chroma_gain=args.chroma_gain,
+        backend=getattr(args, "backend", "torch"),
         max_bytes=args.max_bytes or ImageLimits().max_bytes,
         max_pixels=args.max_pixels or ImageLimits().max_pixels,
         workers=args.workers,
@@ -154,16 +155,22 @@ def warn_if_untrained(config: Any) -> None:
 
 
 def execute(config: Any, **kwargs: Any) -> int:
-    """Run (or dry-run) and print the summary. Exit status: 0 all done, 1 some objects failed, 130 Ctrl-C."""
+    """Run (or dry-run) and print the summary. Exit status: 0 all done, 1 some objects failed, 130 Ctrl-C
+    (SIGINT), 143 SIGTERM; either signal writes the report so far and a summary marked interrupted."""
+    from colorize.signals import stop_signals
     from pipelines.archive import ArchiveInterrupted, StorageError, run_archive
 
     if not config.dry_run:
         warn_if_untrained(config)
+        from pipelines.archive.pipeline import ensure_ray
+
+        ensure_ray()  # first: ray.init installs a SIGTERM handler of its own, which ours must replace
     try:
-        summary = run_archive(config, **kwargs)
-    except ArchiveInterrupted as stop:
-        print(stop.summary.format(), file=sys.stderr)
-        return 130
+        with stop_signals(interrupt=True) as stop:
+            summary = run_archive(config, **kwargs)
+    except ArchiveInterrupted as interrupted:
+        print(interrupted.summary.format(), file=sys.stderr)
+        return stop.exit_status
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

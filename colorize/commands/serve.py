@@ -1,11 +1,13 @@
 """``colorize serve [--config FILE] [--host 127.0.0.1] [--port 8000]``: run the colorization API locally on Ray
-Serve (the web page at ``/``, the API under ``/v1``) until Ctrl-C."""
+Serve (the web page at ``/``, the API under ``/v1``) until Ctrl-C or SIGTERM.
+
+Stopping is graceful either way: new colorizations are refused (JSON 503) while those in flight finish, for
+at most ``--grace`` seconds; then Serve and Ray shut down and the exit status is 0."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,20 @@ def register(sub: Any) -> None:
     p.add_argument("--weights", help="checkpoint to serve instead of the config's")
     p.add_argument("--preset", help="serve an untrained network of this preset instead of the config's model")
     p.add_argument("--device", help="auto | cpu | cuda (default: the config's)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], help="what runs the network (default: the config's)")
     p.add_argument("--address", help="Ray cluster to deploy on (default: start a local one)")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="on SIGTERM/Ctrl-C, seconds to let in-flight requests finish while refusing new ones (default: 30)",
+    )
     p.set_defaults(func=run)
 
 
 def _override_model(config: Any, args: argparse.Namespace) -> Any:
-    changes = {k: v for k, v in {"weights": args.weights, "preset": args.preset, "device": args.device}.items() if v}
+    given = {"weights": args.weights, "preset": args.preset, "device": args.device, "backend": args.backend}
+    changes = {k: v for k, v in given.items() if v}
     if not changes:
         return config
     apps = []
@@ -38,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
+    from colorize.signals import stop_signals
     from services.launch import DEFAULT_CONFIG, deploy, load_config, with_http
 
     path = args.config or DEFAULT_CONFIG
@@ -48,16 +59,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     ray.init(address=args.address, include_dashboard=False, log_to_driver=True, namespace="serve")
     try:
-        deploy(config)
-        http = config.http_options
-        host = "127.0.0.1" if http.host in {"0.0.0.0", "::"} else http.host
-        route = config.applications[0].route_prefix or "/"
-        print(f"Colorization API ready: http://{host}:{http.port}{route}  (docs: {route.rstrip('/')}/docs)")
-        print("Press Ctrl-C to stop.", flush=True)
-        while True:
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        print("stopping", file=sys.stderr)
+        with stop_signals(interrupt=False) as stop:
+            deploy(config)
+            http = config.http_options
+            host = "127.0.0.1" if http.host in {"0.0.0.0", "::"} else http.host
+            route = config.applications[0].route_prefix or "/"
+            print(f"Colorization API ready: http://{host}:{http.port}{route}  (docs: {route.rstrip('/')}/docs)")
+            print("Press Ctrl-C to stop.", flush=True)
+            while not stop.wait(1.0):
+                pass
+            _drain(config, args.grace)
+        return 0
+    except KeyboardInterrupt:  # a second signal, or one during start-up
+        print("stopping now", file=sys.stderr)
         return 0
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -65,3 +79,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def _drain(config: Any, grace_s: float) -> None:
+    """Refuse new colorizations and let those in flight finish (at most ``grace_s``)."""
+    from services.lifecycle import drain_applications
+
+    print(f"stopping: finishing requests in flight (at most {grace_s:g} s), refusing new ones", file=sys.stderr)
+    result = drain_applications([app.name for app in config.applications], grace_s)
+    left = sum(result.in_flight.values())
+    note = "all finished" if result.complete else f"{left} still in flight after the grace period"
+    print(f"drained in {result.seconds:.1f} s: {note}", file=sys.stderr, flush=True)
