@@ -1,4 +1,5 @@
-"""``colorize eval --data DIR|MANIFEST``: colour quality of a model against greyscale and mean-a*b* baselines."""
+"""``colorize eval --data DIR|MANIFEST [--check-set natural]``: colour quality of a model against greyscale and
+mean-a*b* baselines, overall and per source, on the data and/or a check set outside it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from colorize.options import add_model_options, load_colorizer
 
 
 def register(sub: Any) -> None:
+    from model.checkset import CHECK_SETS
+
     p = sub.add_parser("eval", help="measure colour quality (PSNR, SSIM, colourfulness, AuC) against baselines")
-    p.add_argument("--data", required=True, help="CSV manifest (path, split, label) or a folder of colour photos")
+    p.add_argument("--data", help="CSV manifest (path, split, label[, source]) or a folder of colour photos")
+    p.add_argument(
+        "--check-set",
+        choices=sorted(CHECK_SETS),
+        help="also (or only) evaluate on photos a pip package ships: natural = scikit-image's colour samples",
+    )
     p.add_argument("--split", default="val", help="manifest split or split folder to evaluate (default: val)")
     p.add_argument("--max-side", type=int, default=256, help="downscale longer sides to this (default: 256)")
     p.add_argument("--limit", type=int, help="evaluate at most this many images")
@@ -40,8 +48,9 @@ def mean_ab_for(colorizer: Any, source: Any, eval_paths: list[Path]) -> tuple[tu
     return stats.mean_ab, origin
 
 
-def run(args: argparse.Namespace) -> int:
-    from model.evaluation import evaluate, format_table, read_images
+def _eval_data(args: argparse.Namespace, colorizer: Any) -> tuple[dict[str, Any], str] | int:
+    """The report on ``--data`` and its table's title, or an exit status when the data is unusable."""
+    from model.evaluation import evaluate, read_samples
     from model.training.data import load_source
 
     try:
@@ -49,21 +58,60 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    paths = [s.path for s in source.split(args.split)][: args.limit]
-    if not paths:
+    samples = source.split(args.split)[: args.limit]
+    if not samples:
         print(f"error: {args.data}: no images in split {args.split!r}", file=sys.stderr)
         return 2
-    colorizer = load_colorizer(args, max_batch_size=args.batch_size)
-    mean_ab, origin = mean_ab_for(colorizer, source, paths)
+    mean_ab, origin = mean_ab_for(colorizer, source, [s.path for s in samples])
     skipped: list[str] = []
-    report = evaluate(colorizer, read_images(paths, args.max_side, skipped), mean_ab, batch_size=args.batch_size)
+    try:
+        report = evaluate(colorizer, read_samples(samples, args.max_side, skipped), mean_ab, batch_size=args.batch_size)
+    except ValueError as exc:  # e.g. every photo greyscale
+        print(f"error: {args.data}: {exc}", file=sys.stderr)
+        return 2
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     title = (
-        f"{colorizer.model_name} on {args.data} [{args.split}], {len(paths) - len(skipped)} images, "
+        f"{colorizer.model_name} on {args.data} [{args.split}], {report['images']} images, "
         f"max side {args.max_side}; mean a*b* ({mean_ab[0]:.2f}, {mean_ab[1]:.2f}) from the {origin}"
     )
-    print(format_table(report, title=title))
+    return report, title
+
+
+def _eval_check_set(args: argparse.Namespace, colorizer: Any) -> tuple[dict[str, Any], str]:
+    from model.checkset import check_set
+    from model.evaluation import evaluate, mean_ab_of
+
+    photos = check_set(args.check_set, args.max_side)[: args.limit]
+    stored = colorizer.card.get("mean_ab")
+    mean_ab = (float(stored[0]), float(stored[1])) if stored else mean_ab_of(photos)
+    origin = "model card" if stored else "evaluated photos"
+    report = evaluate(colorizer, photos, mean_ab, batch_size=args.batch_size)
+    title = (
+        f"{colorizer.model_name} on the {args.check_set!r} check set, {report['images']} images, max side "
+        f"{args.max_side}; mean a*b* ({mean_ab[0]:.2f}, {mean_ab[1]:.2f}) from the {origin}"
+    )
+    return report, title
+
+
+def run(args: argparse.Namespace) -> int:
+    from model.evaluation import format_table
+
+    if not args.data and not args.check_set:
+        print("error: give --data, --check-set or both", file=sys.stderr)
+        return 2
+    colorizer = load_colorizer(args, max_batch_size=args.batch_size)
+    report: dict[str, Any] = {}
+    if args.data:
+        outcome = _eval_data(args, colorizer)
+        if isinstance(outcome, int):
+            return outcome
+        report, title = outcome
+        print(format_table(report, title=title))
+    if args.check_set:
+        checked, title = _eval_check_set(args, colorizer)
+        print(("\n" if report else "") + format_table(checked, title=title))
+        report = {**report, "check_sets": {args.check_set: checked}} if report else checked
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

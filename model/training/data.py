@@ -1,10 +1,11 @@
 """Training and evaluation data: a folder tree or a CSV manifest of colour photos.
 
 * A **manifest** is a CSV with the columns ``path`` (relative to the CSV's folder), ``split`` and ``label``
-  (empty = unlabelled); other columns are ignored.
+  (empty = unlabelled), optionally ``source`` (evaluation reports one row per source); others are ignored.
 * A **folder** is searched recursively for images. When it has ``train/`` or ``val/`` sub-folders those are the
   splits, otherwise every image is in every split. An image's label is the name of the folder directly below
-  the split (or the root); images lying directly in the split (or the root) are unlabelled.
+  the split (or the root); images lying directly in the split (or the root) are unlabelled. That folder is
+  also the image's source (evaluation reports one row per source).
 
 Images are decoded with PIL in the DataLoader workers (random crops and flips for training); the Lab conversion
 happens on the training device through :mod:`model.color` (:func:`lab_batch`).
@@ -41,6 +42,7 @@ class Sample:
     path: Path
     split: str  # "train" | "val" | ... ; "*" = every split (a folder without split sub-folders)
     label: str  # "" = unlabelled
+    source: str = ""  # where the photo comes from (manifest column ``source``, or a folder's first sub-folder)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,13 @@ def _read_manifest(path: Path) -> DataSource:
         raise ValueError(f"{path}: a manifest needs a 'path' column (and optionally 'split', 'label')")
     root = path.parent
     samples = tuple(
-        Sample(root / row["path"], (row.get("split") or "*").strip(), (row.get("label") or "").strip()) for row in rows
+        Sample(
+            root / row["path"],
+            (row.get("split") or "*").strip(),
+            (row.get("label") or "").strip(),
+            (row.get("source") or "").strip(),
+        )
+        for row in rows
     )
     if not samples:
         raise ValueError(f"{path}: the manifest lists no images")
@@ -105,7 +113,7 @@ def _scan_folder(root: Path) -> DataSource:
             split, parts = parts[0], parts[1:]
         elif has_splits:
             continue  # images outside the split folders belong to no split
-        samples.append(Sample(path, split, parts[0] if parts else ""))
+        samples.append(Sample(path, split, parts[0] if parts else "", parts[0] if parts else ""))
     return DataSource(root, tuple(samples), digest.hexdigest(), "folder")
 
 

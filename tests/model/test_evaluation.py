@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from PIL import Image
 
 from colorize.cli import main
+from model.color import srgb8_to_lightness
 from model.evaluation import (
     ab_error_auc,
     colorfulness,
@@ -20,10 +22,13 @@ from model.evaluation import (
     evaluate_models,
     fit_max_side,
     format_table,
+    is_greyscale,
+    markdown_sources,
+    mean_ab_of,
     psnr,
     ssim,
 )
-from tests.imagegen import colour_photo
+from tests.imagegen import colour_photo, encode
 
 GREY = (128, 128, 128)
 RED = (255, 0, 0)  # CIE Lab (D65) 53.24, 80.09, 67.20 (Lindbloom)
@@ -122,7 +127,9 @@ def test_eval_cli_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     out = tmp_path / "eval.json"
     assert main(["eval", "--data", str(folder), "--preset", "test", "--device", "cpu", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert list(report) == ["results"]
+    assert set(report) == {"results", "images", "skipped_greyscale", "sources"}
+    assert report["images"] == 3 and report["skipped_greyscale"] == 0
+    assert report["sources"] == {}  # photos directly in the folder name no source: the overall rows only
     assert set(report["results"]) == {"model", "greyscale", "mean_ab", "ground_truth"}
     for row in ("model", "greyscale", "mean_ab"):
         assert set(report["results"][row]) == {"psnr", "ssim", "colorfulness", "delta_cf", "auc"}
@@ -136,3 +143,144 @@ def test_eval_cli_rejects_an_empty_split(tmp_path: Path) -> None:
     (tmp_path / "manifest.csv").write_text("path,split,label\na.png,train,\n")
     Image.fromarray(colour_photo(16, 16)).save(tmp_path / "a.png")
     assert main(["eval", "--data", str(tmp_path), "--preset", "test", "--device", "cpu"]) == 2
+
+
+class TintColorizer:
+    """A stand-in predictor that paints one a*b* everywhere, so its row differs from both baselines."""
+
+    AB = (20.0, -10.0)
+
+    def colorize_batch(self, images: list) -> list:
+        class Out:
+            def __init__(self, rgb: np.ndarray) -> None:
+                self.rgb = rgb
+
+        return [Out(constant_ab(d.lightness, self.AB)) for d in images]
+
+
+def grey_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A greyscale photo stored as RGB (R = G = B), as scans of black-and-white prints often are."""
+    from tests.imagegen import gradient
+
+    return np.repeat(gradient(width, height, seed)[..., None], 3, axis=2)
+
+
+def by_hand(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    cf = colorfulness(pred)
+    return {
+        "psnr": psnr(truth, pred),
+        "ssim": ssim(truth, pred),
+        "colorfulness": cf,
+        "delta_cf": abs(cf - colorfulness(truth)),
+        "auc": ab_error_auc(truth, pred),
+    }
+
+
+def test_is_greyscale_allows_compression_noise_not_colour() -> None:
+    grey = grey_photo(40, 32)
+    assert is_greyscale(grey)
+    jpeg = np.asarray(Image.open(io.BytesIO(encode(Image.fromarray(grey), "JPEG", quality=70))).convert("RGB"))
+    assert is_greyscale(jpeg)
+    assert not is_greyscale(colour_photo(40, 32))
+    sepia = (grey.astype(np.float32) * (1.0, 0.85, 0.65)).astype(np.uint8)  # a toned print is colour
+    assert not is_greyscale(sepia)
+
+
+def test_per_source_rows_and_greyscale_skip_match_hand_computed_metrics() -> None:
+    sky, field = colour_photo(16, 12, seed=1), colour_photo(10, 14, seed=2)
+    photos = [("sky", sky), ("field", field), ("sky", grey_photo(16, 12))]
+    mean_ab = (3.0, 5.0)
+    report = evaluate(TintColorizer(), photos, mean_ab, batch_size=2)
+    assert report["skipped_greyscale"] == 1 and report["images"] == 2
+    assert list(report["sources"]) == ["field", "sky"]
+    expected = {}
+    for name, truth in (("sky", sky), ("field", field)):
+        plane = srgb8_to_lightness(truth)
+        rows = {
+            "model": by_hand(truth, constant_ab(plane, TintColorizer.AB)),
+            "greyscale": by_hand(truth, constant_ab(plane, (0.0, 0.0))),
+            "mean_ab": by_hand(truth, constant_ab(plane, mean_ab)),
+        }
+        expected[name] = rows
+        entry = report["sources"][name]
+        assert entry["images"] == 1
+        for row, metrics in rows.items():
+            assert entry["results"][row] == pytest.approx(metrics, abs=1e-4)
+        assert entry["results"]["ground_truth"]["colorfulness"] == pytest.approx(colorfulness(truth), abs=1e-4)
+    for row in ("model", "greyscale", "mean_ab"):  # overall = the mean of the two colour photos
+        for metric in ("psnr", "ssim", "colorfulness", "delta_cf", "auc"):
+            mean = (expected["sky"][row][metric] + expected["field"][row][metric]) / 2
+            assert report["results"][row][metric] == pytest.approx(mean, abs=1e-4)
+    assert report["results"]["greyscale"]["psnr"] < 40  # the skipped grey truth's capped 100 dB is not in it
+    text = format_table(report)
+    assert "per source" in text and "1 photo(s) with a greyscale ground truth skipped" in text
+    assert "| sky | 1 |" in markdown_sources(report) and "| **all** | 2 |" in markdown_sources(report)
+
+
+def test_only_greyscale_truths_is_an_error_and_mean_ab_ignores_them() -> None:
+    with pytest.raises(ValueError, match="2 greyscale skipped"):
+        evaluate(TintColorizer(), [grey_photo(8, 8), grey_photo(9, 9, seed=1)], (0.0, 0.0))
+    flat = np.zeros((4, 4, 3), np.uint8)
+    flat[:] = (40, 120, 200)
+    from model.color import srgb8_to_ab
+
+    own = srgb8_to_ab(flat, torch.float64)[:, 0, 0]
+    assert mean_ab_of([flat, grey_photo(8, 8)]) == pytest.approx(tuple(own), abs=1e-3)
+
+
+def test_eval_cli_per_source_rows_from_manifest_and_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = ["path,split,label,source"]
+    for i, source in enumerate(("scenes", "scenes", "pets", "pets")):
+        Image.fromarray(colour_photo(24, 24, seed=i)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,val,,{source}")
+    Image.fromarray(grey_photo(24, 24)).save(tmp_path / "grey.png")
+    rows.append("grey.png,val,,pets")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "eval.json"
+    args = ["eval", "--data", str(tmp_path), "--preset", "test", "--device", "cpu", "--json", str(out)]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["images"] == 4 and report["skipped_greyscale"] == 1
+    assert {k: v["images"] for k, v in report["sources"].items()} == {"pets": 2, "scenes": 2}
+    printed = capsys.readouterr().out
+    assert "per source" in printed and "1 photo(s) with a greyscale ground truth skipped" in printed
+
+    folder = tmp_path / "tree"
+    for sub, seed in (("beach", 5), ("beach", 6), ("city", 7)):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(colour_photo(16, 24, seed=seed)).save(folder / sub / f"{seed}.png")
+    assert main(["eval", "--data", str(folder), "--preset", "test", "--device", "cpu", "--json", str(out)]) == 0
+    assert {k: v["images"] for k, v in json.loads(out.read_text())["sources"].items()} == {"beach": 2, "city": 1}
+
+
+def test_natural_check_set_is_deterministic_and_outside_the_pack() -> None:
+    from model.checkset import NATURAL_PHOTOS, check_set
+
+    photos = check_set("natural", max_side=128)
+    assert len(photos) == 6 * len(NATURAL_PHOTOS) == 24
+    assert [name for name, _ in photos[::6]] == list(NATURAL_PHOTOS)
+    assert all(max(rgb.shape[:2]) <= 128 and rgb.dtype == np.uint8 and not is_greyscale(rgb) for _, rgb in photos)
+    again = check_set("natural", max_side=128)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(photos, again, strict=True))
+    with pytest.raises(ValueError, match="unknown check set"):
+        check_set("nope")
+
+
+def test_eval_cli_check_set_beside_the_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(colour_photo(32, 24)).save(folder / "a.png")
+    out = tmp_path / "eval.json"
+    base = ["eval", "--preset", "test", "--device", "cpu", "--max-side", "64", "--json", str(out)]
+    assert main([*base, "--data", str(folder), "--check-set", "natural"]) == 0
+    report = json.loads(out.read_text())
+    natural = report["check_sets"]["natural"]
+    assert report["images"] == 1 and natural["images"] == 24 and natural["skipped_greyscale"] == 0
+    assert sorted(natural["sources"]) == ["astronaut", "chelsea", "coffee", "rocket"]
+    printed = capsys.readouterr().out
+    assert "'natural' check set, 24 images" in printed
+    assert main([*base, "--check-set", "natural"]) == 0  # the check set alone
+    assert json.loads(out.read_text())["images"] == 24
+    assert main(["eval", "--preset", "test", "--device", "cpu"]) == 2  # neither: a usage error
