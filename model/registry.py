@@ -27,6 +27,9 @@ class Family:
     config_from_dict: Callable[[dict[str, Any]], Any]
     build: Callable[[Any], nn.Module]
     presets: dict[str, Any]
+    # Called on a freshly built network when a training run starts from scratch (e.g. to load pretrained
+    # weights that checkpoints then carry themselves); None: nothing to load.
+    init_pretrained: Callable[[nn.Module], None] | None = None
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -62,8 +65,9 @@ def _ensure_builtin() -> None:
     from model.network import FusionColorizer
 
     register_family(Family("fusion", FusionConfig.from_dict, FusionColorizer, dict(PRESETS)))
-    try:  # comparison baselines live in their own module when present
-        import model.baselines  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name != "model.baselines":
-            raise
+    for module in ("model.baselines", "model.prior"):  # comparison baselines, the pretrained-prior family
+        try:
+            __import__(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise

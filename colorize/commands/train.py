@@ -13,7 +13,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("train", help="train a colorization model (fusion or a comparison baseline)")
     p.add_argument("--data", required=True, help="CSV manifest (path, split, label) or a folder of photos")
     p.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, log)")
-    p.add_argument("--family", help="fusion | regression | classification (default: fusion)")
+    p.add_argument("--family", help="fusion | prior | regression | classification (default: fusion)")
     p.add_argument("--preset", help="the family's preset: paper | small | tiny | test (default: tiny)")
     p.add_argument("--minutes", type=float, help="training-time budget, resumes included (default: 15)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")

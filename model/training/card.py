@@ -19,6 +19,8 @@ from model.training.stats import DataStats
 ARCHITECTURES = {
     "fusion": "Iizuka et al. 2016 global + local fusion CNN (low/mid-level, global and fusion networks, "
     "colourisation decoder, scene classifier)",
+    "prior": "Iizuka et al. 2016 fusion CNN with a pretrained global prior fused at the fusion layer "
+    "(EfficientNet-Lite0 ImageNet embedding of the greyscale photo, as in Baldassarre et al. 2017)",
     "regression": "VGG-16-style encoder-decoder regressing a*b* (comparison baseline)",
     "classification": "VGG-16-style encoder with Zhang et al. 2016's quantised a*b* head (class rebalancing, "
     "annealed-mean decoding; comparison baseline)",
@@ -122,7 +124,7 @@ def build_card(
 
 def card_markdown(card: dict[str, Any]) -> str:
     """The card as a human-readable MODEL_CARD.md."""
-    from model.evaluation import markdown_table
+    from model.evaluation import markdown_sources, markdown_table
 
     recipe, data, when = card["recipe"], card["data"], card["time"]
     lines = [
@@ -158,6 +160,10 @@ def card_markdown(card: dict[str, Any]) -> str:
             "",
             markdown_table(rows, res["ground_truth"]["colorfulness"]),
             "",
+        ]
+        if len(evaluation.get("sources") or {}) >= 2:
+            lines += ["Per source:", "", markdown_sources(evaluation), ""]
+        lines += [
             "```",
             evaluation["command"],
             "```",

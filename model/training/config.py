@@ -13,7 +13,7 @@ from model.training.losses import LossOptions
 class TrainConfig:
     data: str  # CSV manifest, or folder (with manifest.csv, or a tree of images)
     out: str  # output folder: state.safetensors (resumable), model.safetensors (fp16, with card), logs
-    family: str = "fusion"  # fusion | regression | classification (any registered family with a loss)
+    family: str = "fusion"  # fusion | prior | regression | classification (any registered family with a loss)
     preset: str = "tiny"  # the family's preset
     size: int = 128  # side of the square training crops (multiple of 8)
     batch_size: int = 32

@@ -147,7 +147,11 @@ def train(cfg: TrainConfig) -> TrainResult:
         )
         progress = Progress()
 
-    model = build_model(cfg.family, net_cfg).to(device)
+    model = build_model(cfg.family, net_cfg)
+    init_pretrained = get_family(cfg.family).init_pretrained
+    if resumed is None and init_pretrained is not None:
+        init_pretrained(model)  # e.g. the prior family's ImageNet backbone; a resume restores its own copy
+    model = model.to(device)
     teacher = None
     if cfg.teacher:
         from model.training.teacher import IMAGENET_CLASSES, soft_labels
@@ -295,11 +299,11 @@ def _evaluate_export(
     if not eval_samples:
         return None
     from model.config import PredictorConfig
-    from model.evaluation import evaluate, read_images
+    from model.evaluation import evaluate, read_samples
     from model.predictor import Colorizer
 
     colorizer = Colorizer.from_pretrained(path, config=PredictorConfig(device=str(device)))
-    report = evaluate(colorizer, read_images([s.path for s in eval_samples], cfg.eval_max_side), stats.mean_ab)
+    report = evaluate(colorizer, read_samples(eval_samples, cfg.eval_max_side), stats.mean_ab)
     ckpt = load_checkpoint(path)
     card = dict(ckpt.card)
     card["eval"] = {

