@@ -17,7 +17,6 @@ import torch
 from PIL import Image
 
 from model import Colorizer, PredictorConfig, decode_image
-from model.compose import compose_lab
 from model.imageio import encode_image
 
 SIZES = [(256, 256), (512, 512), (1024, 768)]
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         t2 = time.perf_counter()
-        rgbs = [compose_lab(d.lightness, c.ab) for d, c in zip(decoded, chroma, strict=True)]
+        rgbs = [colorizer.compose(d.lightness, c) for d, c in zip(decoded, chroma, strict=True)]
         t3 = time.perf_counter()
         for rgb in rgbs:
             encode_image(rgb, format="JPEG", quality=90)

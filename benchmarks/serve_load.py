@@ -3,7 +3,8 @@ direct in-process call of the same predictor on the same image (the serving over
 
 Every request posts the same synthetic greyscale JPEG and asks for a JPEG back. For each concurrency level it
 reports throughput, p50/p95/p99 latency and errors by status; the direct call does exactly the service's work
-(decode, predict_chroma, compose, encode) in this process with the model replica's thread count.
+(``Colorizer.colorize_encoded``: decode, network, compose, encode) in this process with the model replica's
+thread count.
 
 CPU (starts a local Ray and deploys deploy/serve.yaml with the given model on a free port):
     python -m benchmarks.serve_load --preset tiny --size 256 --concurrency 1,2,4,8,16,32,64 \
@@ -92,7 +93,7 @@ async def run_level(url: str, body: bytes, concurrency: int, requests: int, head
 
 
 class Direct:
-    """The service's work in this process, one image at a time: decode, network, compose, encode."""
+    """The model replica's work in this process, one image at a time: the whole pixel path, bytes to bytes."""
 
     def __init__(self, args: argparse.Namespace, body: bytes, threads: int) -> None:
         import torch
@@ -109,24 +110,14 @@ class Direct:
         self.stages: dict[str, list[float]] = {}
 
     def once(self) -> float:
-        from model import decode_image, encode_image
-        from model.compose import compose_lab
+        from model import EncodeRequest
 
         start = time.perf_counter()
-        decoded = decode_image(self.body)
-        t1 = time.perf_counter()
-        (chroma,) = self.colorizer.predict_chroma([decoded.lightness.astype(np.float16)])
-        if self.cuda:
-            import torch
-
-            torch.cuda.synchronize()
-        t2 = time.perf_counter()
-        rgb = compose_lab(decoded.lightness, chroma.ab)
-        encode_image(rgb, format="JPEG", quality=90)
+        (result,) = self.colorizer.colorize_encoded([EncodeRequest(self.body, format="jpeg", quality=90)])
+        assert not isinstance(result, Exception), result
         end = time.perf_counter()
         if hasattr(self, "stages"):
-            for name, seconds in (("decode", t1 - start), ("network", t2 - t1), ("encode", end - t2)):
-                self.stages.setdefault(name, []).append(seconds * 1e3)
+            self.stages.setdefault("pixel path", []).append((end - start) * 1e3)
         return end - start
 
 

@@ -10,6 +10,7 @@ applied by the predictor (``PredictorConfig.chroma_gain`` overrides it).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from model.compose import compose_lab
 from model.evaluation import batched, colorfulness, psnr
 
 DEFAULT_GAINS = tuple(round(1.0 + 0.05 * i, 2) for i in range(21))  # 1.00, 1.05, ..., 2.00
@@ -68,7 +68,7 @@ def calibrate_chroma_gain(
             for truth, plane, pred in zip(batch, planes, colorizer.predict_chroma(planes), strict=True):
                 ab = pred.ab.astype(np.float32)
                 for k, gain in enumerate(gains):
-                    rgb = compose_lab(plane, ab * gain, colorizer.config.upsample)
+                    rgb = colorizer.compose(plane, dataclasses.replace(pred, ab=ab * gain))
                     psnr_sum[k] += psnr(truth, rgb)
                     cf_sum[k] += colorfulness(rgb)
                 truth_cf += colorfulness(truth)

@@ -157,6 +157,48 @@ def lab_to_srgb8(lab: Tensor, steps: int = 7) -> np.ndarray:
     return _linear_to_srgb8_lut()[index.numpy()]
 
 
+def _fit_gamut_everywhere(lab: Tensor, linear: Tensor, steps: int) -> Tensor:
+    """:func:`_fit_gamut` for ``(3, N)`` pixels without data-dependent indexing: every pixel runs the same
+    bisection steps (in-gamut ones keep scale 1), so a GPU never waits for the host to count outliers."""
+    tol = 0.5 / 255.0 / 12.92
+    inside = ((linear >= -tol) & (linear <= 1.0 + tol)).all(dim=0, keepdim=True)
+    lightness, ab = lab[:1], lab[1:]
+    lo = torch.where(inside, torch.ones_like(lightness), torch.zeros_like(lightness))
+    hi = torch.ones_like(lightness)
+    for _ in range(steps):
+        mid = (lo + hi) * 0.5
+        trial = _lab_to_linear(torch.cat((lightness, ab * mid))[:, :, None])[:, :, 0]
+        fits = ((trial >= -tol) & (trial <= 1.0 + tol)).all(dim=0, keepdim=True) | inside
+        lo = torch.where(fits, mid, lo)
+        hi = torch.where(fits, hi, mid)
+    lo = torch.where(inside, torch.ones_like(lo), lo)
+    fitted = _lab_to_linear(torch.cat((lightness, ab * lo))[:, :, None])[:, :, 0]
+    return torch.where(inside, linear, fitted).clamp(0.0, 1.0)
+
+
+def lab_to_srgb8_pixels(lab: Tensor, steps: int = 7) -> Tensor:
+    """CIE Lab pixels ``(3, N)`` -> 8-bit sRGB ``(N, 3)`` uint8 on the same device, keeping L* (the batched
+    form of :func:`lab_to_srgb8`; on a GPU without any host synchronisation)."""
+    lab = lab.float()
+    linear = _lab_to_linear(lab[:, :, None])[:, :, 0]
+    if lab.device.type == "cpu":
+        linear = _fit_gamut(lab[:, :, None], linear[:, :, None], steps)[:, :, 0]
+    else:
+        linear = _fit_gamut_everywhere(lab, linear, steps)
+    index = (linear.t() * (_LUT_SIZE - 1) + 0.5).long()
+    return linear_to_srgb8_lut(lab.device)[index]
+
+
+def linear_to_srgb8_lut(device: torch.device | str = "cpu") -> Tensor:
+    """The linear-light -> 8-bit sRGB table (``_LUT_SIZE`` entries) as a tensor on ``device``."""
+    return _lut_on(str(device))
+
+
+@functools.lru_cache(maxsize=8)
+def _lut_on(device: str) -> Tensor:
+    return torch.from_numpy(_linear_to_srgb8_lut()).to(device)
+
+
 def lightness_from_luminance(y: Tensor) -> Tensor:
     """Relative luminance Y (white = 1) -> L*."""
     return 116.0 * _f(y) - 16.0

@@ -15,9 +15,9 @@ from typing import Any
 # The encoder downsamples three times by 2 (low-level network), so inputs are padded to a multiple of 8;
 # the decoder upsamples twice, so chroma comes out at half the padded input resolution.
 STRIDE = 8
-CHROMA_SCALE = 2
 
 
+WORKING_SIZE = 512  # default longest side the network sees (PredictorConfig.working_size)
 MAX_CHROMA_GAIN = 4.0  # largest a*b* multiplier any entry point accepts
 
 
@@ -113,25 +113,36 @@ class ImageLimits:
 
 @dataclass(frozen=True)
 class PredictorConfig:
-    """How the predictor runs: device, precision, batching and chroma upsampling."""
+    """The pixel path's settings, defined once: every entry point (CLI, bulk job, API, video, eval) builds its
+    predictor from one of these: device, precision, batching, working resolution, chroma upsampling, gain."""
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
     max_batch_size: int = 16  # images per forward pass within one size bucket
     max_batch_pixels: int = 16_000_000  # and at most this many input pixels per pass (bounds memory)
-    upsample: str = "bilinear"  # bilinear | guided (luminance-guided, edge-aware)
+    # Longest side of the L* plane the network sees (larger inputs are reduced, chroma is brought back to full
+    # size guided by the full-resolution L*, which is never changed); None = the input's own size. Chroma is
+    # low-frequency: see BENCHMARKS.md "Working resolution" for the measured quality and cost of each size.
+    working_size: int | None = WORKING_SIZE
+    upsample: str = "guided"  # guided (luminance-guided, edge-aware) | bilinear
     top_k: int = 3  # classification labels returned per image
     # a*b* multiplier (saturation); None: the checkpoint's calibrated value (1.0 when it has none)
     chroma_gain: float | None = None
     limits: ImageLimits = field(default_factory=ImageLimits)
+    # what runs the network: torch (eager) | onnxruntime (the `onnx` extra; an exported graph, see model/export.py)
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
+        if self.backend not in {"torch", "onnxruntime"}:
+            raise ValueError(f"backend must be torch|onnxruntime, got {self.backend!r}")
         if self.precision not in {"auto", "fp32", "bf16", "fp16"}:
             raise ValueError(f"precision must be auto|fp32|bf16|fp16, got {self.precision!r}")
         if self.upsample not in {"bilinear", "guided"}:
             raise ValueError(f"upsample must be bilinear|guided, got {self.upsample!r}")
         if self.max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
+        if self.working_size is not None and self.working_size < STRIDE:
+            raise ValueError(f"working_size must be >= {STRIDE} (or None for full resolution), got {self.working_size}")
         if self.chroma_gain is not None and not 0.0 <= self.chroma_gain <= MAX_CHROMA_GAIN:
             raise ValueError(f"chroma_gain must be within [0, {MAX_CHROMA_GAIN:g}], got {self.chroma_gain}")
         if not (self.device in {"auto", "cpu", "cuda"} or self.device.startswith("cuda:")):

@@ -15,6 +15,10 @@ class InvalidImageError(ColorizeError):
     """The bytes are not a decodable image (not an image at all, or corrupt)."""
 
 
+class NotAnImageError(InvalidImageError):
+    """The bytes are in no image format at all (e.g. text or JSON), as opposed to a damaged image."""
+
+
 class EmptyImageError(InvalidImageError):
     """A zero-byte input."""
 

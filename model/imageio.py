@@ -7,6 +7,7 @@ image's own pixels after ICC conversion to sRGB), the alpha plane if any, and th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from model.errors import (
     EmptyImageError,
     ImageTooLargeError,
     InvalidImageError,
+    NotAnImageError,
     TruncatedImageError,
     UnsupportedImageError,
 )
@@ -63,7 +65,7 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image header claims too many pixels: {exc}") from None
     except UnidentifiedImageError:
-        raise InvalidImageError("not a recognised image format") from None
+        raise NotAnImageError("not in any supported image format") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError(f"cannot read image header: {exc}") from None
     width, height = image.size
@@ -172,6 +174,51 @@ def decode_image(source: bytes | str | Path, limits: ImageLimits | None = None) 
     exif = _exif_bytes(upright)
     lightness, alpha = lightness_of(upright)
     return DecodedImage(lightness=lightness, alpha=alpha, format=source_format, mode=source_mode, exif=exif)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, read without decoding a pixel."""
+
+    format: str | None  # PIL's name, e.g. "JPEG"
+    mode: str
+    width: int  # as stored (before EXIF orientation)
+    height: int
+    icc_profile: bool
+    orientation: int  # EXIF orientation tag, 1 when absent
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def probe_image(data: bytes, limits: ImageLimits | None = None) -> ImageHeader:
+    """The header of ``data`` with the same checks and errors as :func:`decode_image`, decoding nothing (cheap
+    even for a 25-megapixel scan): for refusing work early and for choosing a decoder."""
+    image = _open(bytes(data), limits or ImageLimits())
+    try:
+        orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:
+        orientation = 1
+    width, height = image.size
+    icc = bool(image.info.get("icc_profile"))
+    return ImageHeader(image.format, image.mode, width, height, icc, orientation)
+
+
+def downscale(image: DecodedImage, max_side: int | None) -> DecodedImage:
+    """Shrink so the longer side is at most ``max_side`` (never enlarge). L* is resampled as float, so the
+    result's L* is the downscaled input's, not a re-quantised copy."""
+    height, width = image.lightness.shape
+    if max_side is None or max(height, width) <= max_side:
+        return image
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    plane = Image.fromarray(np.ascontiguousarray(image.lightness, dtype=np.float32), "F")
+    lightness = np.clip(np.asarray(plane.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)), 0.0, 100.0)
+    alpha = None
+    if image.alpha is not None:
+        alpha = np.asarray(Image.fromarray(image.alpha, "L").resize(size, Image.Resampling.LANCZOS))
+    return dataclasses.replace(image, lightness=lightness.astype(np.float32), alpha=alpha)
 
 
 def output_format(requested: str, source_format: str | None) -> str:

@@ -1,9 +1,10 @@
 """The one predictor every entry point uses: CLI, bulk job, API and video.
 
-``Colorizer`` owns checkpoint loading, device and precision, any-resolution batched inference (size buckets,
-padding to the network's stride, a fixed-size global copy), style transfer and recombination of predicted
-chroma with the input's own full-resolution L*. Pipelines can call its stages separately
-(:meth:`Colorizer.predict_chroma` on an accelerator, :func:`model.compose.compose_lab` on CPUs).
+``Colorizer`` owns the whole pixel path, for a batch, on its device: checkpoint loading, device and precision,
+decoding (:mod:`model.imageio`, or nvJPEG on a GPU), any-resolution batched inference at a bounded working
+size (size buckets, padding to the network's stride, a fixed-size global copy), style transfer, luminance-guided
+recombination of predicted chroma with the input's own full-resolution L* (:mod:`model.compose`) and encoding
+(:mod:`model.encoded`). Its settings are one :class:`~model.config.PredictorConfig`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
-from torch import nn
+from torch import Tensor, nn
 
 from model.checkpoint import load_checkpoint
 from model.color import denormalize_ab, normalize_lightness
-from model.compose import compose_lab
+from model.compose import ChromaGrid, compose, compose_batch
 from model.config import DEFAULT_PRESET, STRIDE, PredictorConfig, get_preset
+from model.encoded import EncodedImage, EncodeRequest, run_encoded
+from model.errors import ColorizeError
 from model.imageio import DecodedImage, decode_image, encode_image, lightness_of, output_format
 from model.network import count_parameters
 from model.registry import build_model
@@ -37,9 +41,10 @@ ImageInput = DecodedImage | bytes | str | Path | Image.Image
 
 @dataclass
 class ChromaPrediction:
-    """What the network predicts for one image: a*b* at half the padded resolution, and scene labels."""
+    """What the network predicts for one image: a*b* on its chroma grid, and scene labels."""
 
-    ab: np.ndarray  # (2, ceil8(H) / 2, ceil8(W) / 2) float16 a*b* values
+    ab: np.ndarray  # (2, ceil8(h) / 2, ceil8(w) / 2) float16 a*b* for the (h, w) working-size plane
+    grid: ChromaGrid  # the (h, w) the network saw: where these a*b* sit on the full image
     labels: list[tuple[str, float]] = field(default_factory=list)
 
 
@@ -103,6 +108,10 @@ class Colorizer:
         self.card = dict(card or {})
         self.trained = trained
         self.weights_path = weights_path
+        if self.config.backend == "onnxruntime":  # the optional `onnx` extra, imported only when asked for
+            from model.onnx_backend import as_onnx_network
+
+            network = as_onnx_network(network, self.card, str(self.device))  # type: ignore[assignment]
         self.network = network.eval().to(self.device)
         if self.device.type == "cuda":
             self.network = self.network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -125,6 +134,12 @@ class Colorizer:
         given), a randomly initialised network of ``preset`` whose ``trained`` flag is False."""
         if weights is None and preset is None and DEFAULT_WEIGHTS.is_file():
             weights = DEFAULT_WEIGHTS
+        if weights is not None and Path(weights).suffix == ".onnx":  # an exported graph: ONNX Runtime
+            from model.onnx_backend import load_onnx
+
+            graph, config = load_onnx(weights, config)
+            trained = bool(graph.card.get("trained", True))
+            return cls(graph, card=graph.card, trained=trained, config=config, weights_path=Path(weights))  # type: ignore[arg-type]
         if weights is not None:
             ckpt = load_checkpoint(weights)
             return cls(
@@ -179,26 +194,26 @@ class Colorizer:
             else:
                 yield
 
-    def _to_batch(self, planes: Sequence[np.ndarray]) -> torch.Tensor:
+    def _to_batch(self, planes: Sequence[Tensor]) -> Tensor:
         """Network input ``(B, 1, H8, W8)`` on the device: planes edge-padded to the stride and stacked."""
         h = max(p.shape[0] for p in planes)
         w = max(p.shape[1] for p in planes)
         h, w = h + (-h % STRIDE), w + (-w % STRIDE)
         padded = [
-            np.pad(p, ((0, h - p.shape[0]), (0, w - p.shape[1])), mode="edge") if p.shape != (h, w) else p
+            F.pad(p[None, None], (0, w - p.shape[1], 0, h - p.shape[0]), mode="replicate")
+            if p.shape != (h, w)
+            else p[None, None]
             for p in planes
         ]
-        x = torch.from_numpy(np.stack(padded).astype(np.float32, copy=False))[:, None]
-        x = normalize_lightness(x.to(self.device, non_blocking=True))
+        x = normalize_lightness(torch.cat(padded).to(self.device, torch.float32, non_blocking=True))
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _buckets(self, planes: Sequence[np.ndarray]) -> list[list[int]]:
+    def _buckets(self, shapes: Sequence[tuple[int, int]]) -> list[list[int]]:
         """Group indices by padded shape, then split each group by batch size and a pixel budget."""
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, p in enumerate(planes):
-            h, w = p.shape
+        for i, (h, w) in enumerate(shapes):
             groups[(h + (-h % STRIDE), w + (-w % STRIDE))].append(i)
         max_pixels = max(self.config.max_batch_pixels, 1)
         batches: list[list[int]] = []
@@ -207,69 +222,96 @@ class Colorizer:
             batches.extend(idx[i : i + per_batch] for i in range(0, len(idx), per_batch))
         return batches
 
-    def _labels(self, logits: torch.Tensor | None) -> list[list[tuple[str, float]]]:
+    def _labels(self, logits: Tensor | None, n: int) -> list[list[tuple[str, float]]]:
         if logits is None or self.config.top_k == 0:
-            return [[] for _ in range(0 if logits is None else logits.shape[0])]
+            return [[] for _ in range(n)]
         probs = logits.float().softmax(dim=1)
-        k = min(self.config.top_k, probs.shape[1])
-        top = probs.topk(k, dim=1)
-        out = []
-        for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True):
-            out.append([(self._class_name(i), round(v, 4)) for v, i in zip(values, indices, strict=True)])
-        return out
+        top = probs.topk(min(self.config.top_k, probs.shape[1]), dim=1)
+        return [
+            [(self._class_name(i), round(v, 4)) for v, i in zip(values, indices, strict=True)]
+            for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        ]
 
     def _class_name(self, index: int) -> str:
         return self.class_names[index] if index < len(self.class_names) else f"class_{index}"
 
-    def global_features(self, images: Sequence[ImageInput | np.ndarray]) -> np.ndarray:
+    def working_plane(self, lightness: Tensor) -> Tensor:
+        """L* ``(H, W)`` at the working size the network sees (area-averaged; unchanged when small enough)."""
+        return working_plane(lightness, self.config.working_size)
+
+    def _planes(self, images: Sequence[ImageInput | np.ndarray | Tensor]) -> list[Tensor]:
+        return [_as_tensor(x if isinstance(x, (np.ndarray, Tensor)) else self.decode(x).lightness) for x in images]
+
+    def global_features(self, images: Sequence[ImageInput | np.ndarray | Tensor]) -> np.ndarray:
         """Global feature vectors ``(B, G)`` float32 (the style of an image; averaged per shot for video)."""
-        planes = [self._plane(x) for x in images]
+        planes = [self.working_plane(p) for p in self._planes(images)]
         global_features = getattr(self.network, "global_features", None)
         if global_features is None:
             raise ValueError(f"the {self.family} model has no global features (no style transfer)")
         out = np.zeros((len(planes), self.global_dim), np.float32)
         with self._inference():
-            for idx in self._buckets(planes):  # same-size planes in one pass (film frames: whole batches)
+            for idx in self._buckets([tuple(p.shape) for p in planes]):  # type: ignore[misc]
                 vector, _ = global_features(self._to_batch([planes[i] for i in idx]))
                 out[idx] = vector.float().cpu().numpy()
         return out
 
-    def _plane(self, x: ImageInput | np.ndarray) -> np.ndarray:
-        if isinstance(x, np.ndarray):
-            if x.ndim != 2:
-                raise ValueError(f"expected an (H, W) L* plane, got shape {x.shape}")
-            return x
-        return self.decode(x).lightness
+    def _style_tensor(self, style: np.ndarray | None, n: int) -> Tensor | None:
+        if style is None:
+            return None
+        style_t = torch.as_tensor(np.asarray(style, dtype=np.float32))
+        if style_t.ndim == 1:
+            style_t = style_t.expand(n, -1)
+        if style_t.shape[0] != n:
+            raise ValueError(f"style has {style_t.shape[0]} vectors for {n} images")
+        return style_t
+
+    def predict_on_device(
+        self, lightness: Sequence[Tensor], *, style: np.ndarray | None = None
+    ) -> list[tuple[Tensor, ChromaGrid, list[tuple[str, float]]]]:
+        """a*b* ``(2, h, w)`` float32 tensors on the device (chroma gain applied) with their grids and labels,
+        for full-resolution L* planes on any device. The network sees each at the working size."""
+        planes = [self.working_plane(p) for p in lightness]
+        style_t = self._style_tensor(style, len(planes))
+        results: list[Any] = [None] * len(planes)
+        with self._inference():
+            for idx in self._buckets([tuple(p.shape) for p in planes]):  # type: ignore[misc]
+                g = None if style_t is None else style_t[idx].to(self.device)
+                ab_norm, logits = self.network(self._to_batch([planes[i] for i in idx]), g)
+                ab = denormalize_ab(ab_norm.float()) * self.chroma_gain
+                for j, (i, labels) in enumerate(zip(idx, self._labels(logits, len(idx)), strict=True)):
+                    results[i] = (ab[j], ChromaGrid(*planes[i].shape), labels)
+        return results
 
     def predict_chroma(
-        self, lightness: Sequence[np.ndarray], *, style: np.ndarray | None = None
+        self, lightness: Sequence[np.ndarray | Tensor | ImageInput], *, style: np.ndarray | None = None
     ) -> list[ChromaPrediction]:
-        """a*b* for each L* plane (any sizes, batched by size). ``style``: global vector(s) ``(G,)`` or
-        ``(B, G)`` to use instead of each image's own (style transfer); labels then come back empty."""
-        planes = [self._plane(p) for p in lightness]
-        style_t = None
-        if style is not None:
-            style_t = torch.as_tensor(np.asarray(style, dtype=np.float32))
-            if style_t.ndim == 1:
-                style_t = style_t.expand(len(planes), -1)
-            if style_t.shape[0] != len(planes):
-                raise ValueError(f"style has {style_t.shape[0]} vectors for {len(planes)} images")
-        results: list[ChromaPrediction | None] = [None] * len(planes)
-        with self._inference():
-            for idx in self._buckets(planes):
-                x = self._to_batch([planes[i] for i in idx])
-                g = None if style_t is None else style_t[idx].to(self.device)
-                ab_norm, logits = self.network(x, g)
-                ab = denormalize_ab(ab_norm.float())
-                if self.chroma_gain != 1.0:
-                    ab = ab * self.chroma_gain
-                ab = ab.to(torch.float16).cpu().numpy()
-                for j, (i, labels) in enumerate(zip(idx, self._labels_for(logits, len(idx)), strict=True)):
-                    results[i] = ChromaPrediction(ab=ab[j], labels=labels)
-        return [r for r in results if r is not None]
+        """a*b* for each L* plane (any sizes, batched by size), on the host. ``style``: global vector(s) ``(G,)``
+        or ``(B, G)`` to use instead of each image's own (style transfer); labels then come back empty."""
+        predictions = self.predict_on_device(self._planes(lightness), style=style)
+        return [
+            ChromaPrediction(ab=ab.to(torch.float16).cpu().numpy(), grid=grid, labels=labels)
+            for ab, grid, labels in predictions
+        ]
 
-    def _labels_for(self, logits: torch.Tensor | None, n: int) -> list[list[tuple[str, float]]]:
-        return self._labels(logits) if logits is not None else [[] for _ in range(n)]
+    # --------------------------------------------------------------------------- chroma meets L* again
+    def compose(self, lightness: np.ndarray, prediction: ChromaPrediction) -> np.ndarray:
+        """8-bit sRGB ``(H, W, 3)``: the full-resolution ``lightness`` with the prediction's chroma (CPU)."""
+        return compose(lightness, prediction.ab, prediction.grid, self.config.upsample)
+
+    def colorize_planes(
+        self, lightness: Sequence[np.ndarray | Tensor], style: np.ndarray | None = None, keep_on_device: bool = False
+    ) -> tuple[list[Any], list[list[tuple[str, float]]]]:
+        """The pixel path from full-resolution L* to 8-bit sRGB ``(H, W, 3)`` for a batch, with labels: on a GPU
+        all on the device (one stacked conversion; ``keep_on_device`` leaves the results there for a GPU
+        encoder), on a CPU through the fused per-image kernel."""
+        if self.device.type == "cpu":
+            planes = [p.numpy() if isinstance(p, Tensor) else np.asarray(p, np.float32) for p in lightness]
+            chroma = self.predict_chroma(planes, style=style)
+            return [self.compose(p, c) for p, c in zip(planes, chroma, strict=True)], [c.labels for c in chroma]
+        on_device = [_as_tensor(p).to(self.device, non_blocking=True) for p in lightness]
+        predictions = self.predict_on_device(on_device, style=style)
+        rgb = compose_batch(on_device, [p[0] for p in predictions], [p[1] for p in predictions], self.config.upsample)
+        return (rgb if keep_on_device else [x.cpu().numpy() for x in rgb]), [p[2] for p in predictions]
 
     # ---------------------------------------------------------------------------------- whole images
     def colorize_batch(
@@ -289,12 +331,9 @@ class Colorizer:
         decoded = [self.decode(x) for x in images]
         if style is not None:
             style_vector = self.global_features([style])[0]
-        chroma = self.predict_chroma([d.lightness for d in decoded], style=style_vector)
+        rgb, labels = self.colorize_planes([d.lightness for d in decoded], style_vector)
         return [
-            ColorizedImage(
-                rgb=compose_lab(d.lightness, c.ab, self.config.upsample), source=d, labels=c.labels
-            )
-            for d, c in zip(decoded, chroma, strict=True)
+            ColorizedImage(rgb=r, source=d, labels=lab) for r, d, lab in zip(rgb, decoded, labels, strict=True)
         ]
 
     def colorize(
@@ -302,6 +341,35 @@ class Colorizer:
     ) -> ColorizedImage:
         return self.colorize_batch([image], style=style, style_vector=style_vector)[0]
 
+    def colorize_encoded(self, requests: Sequence[EncodeRequest]) -> list[EncodedImage | ColorizeError]:
+        """Bytes in, bytes out, for a batch: what the bulk job's actors and the API's model replicas call.
+
+        Each request is decoded (nvJPEG for JPEGs on a GPU with the ``gpu`` extra, else PIL), reduced to
+        ``max_side`` if asked, colorized with the rest of the batch, and encoded in its requested format. A bad
+        input comes back as its :class:`ColorizeError` in its slot; the others are unaffected.
+        """
+        return run_encoded(self, requests)
+
     @property
     def global_dim(self) -> int:
         return int(getattr(self.network, "global_dim", 0))
+
+
+def working_plane(lightness: Tensor, working_size: int | None) -> Tensor:
+    """``lightness`` area-averaged so its longest side is at most ``working_size`` (None: unchanged)."""
+    h, w = lightness.shape[-2:]
+    if working_size is None or max(h, w) <= working_size:
+        return lightness
+    scale = working_size / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(lightness.float()[None, None], size=size, mode="area")[0, 0]
+
+
+def _as_tensor(x: np.ndarray | Tensor) -> Tensor:
+    if isinstance(x, Tensor):
+        plane = x
+    else:
+        plane = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if plane.ndim != 2:
+        raise ValueError(f"expected an (H, W) L* plane, got shape {tuple(plane.shape)}")
+    return plane.float()

@@ -1,10 +1,11 @@
 """The model deployment: the shared predictor, loaded once per replica, behind ``@serve.batch``.
 
-Requests from the ingress arrive one image at a time; Serve groups those that arrive together into one call
-of :meth:`ColorizerModel.predict`, which runs :meth:`model.Colorizer.predict_chroma` on the whole batch (the
-predictor buckets mixed sizes itself). The replica only runs the network: decoding, recombination and encoding
-stay on the ingress's CPUs. Batch size and wait come from ``user_config`` in ``deploy/serve.yaml``; GPUs from
-its ``ray_actor_options``.
+Requests from the ingress arrive one image at a time, as the request's bytes (the ingress has checked sizes,
+headers and parameters); Serve groups those that arrive together into one call of :meth:`ColorizerModel.predict`,
+which runs the whole pixel path for the batch (:meth:`model.Colorizer.colorize_encoded`: decode, the network at
+the working size, recombination with the full-resolution L*, encoding; on a GPU on the device) and returns
+encoded bytes. Batch size and wait come from ``user_config`` in ``deploy/serve.yaml``; GPUs from its
+``ray_actor_options``.
 """
 
 from __future__ import annotations
@@ -13,34 +14,29 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
-from model.config import MAX_CHROMA_GAIN
+from model.config import MAX_CHROMA_GAIN, STRIDE, PredictorConfig
+from model.encoded import EncodedImage, EncodeRequest
+from model.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class ChromaRequest:
-    """One image for the network: its L* plane (float16 halves the bytes sent between replicas; the ingress
-    keeps the full-precision plane for recombination) and, for style transfer, the reference's L* plane."""
+class ColorizeReply:
+    """A colorized image (or the domain error that its input raised) and how the batch went."""
 
-    lightness: np.ndarray  # (H, W) float16 L*
-    style: np.ndarray | None = None  # (h, w) float16 L* of the reference image
-
-
-@dataclass
-class ChromaReply:
-    ab: np.ndarray  # (2, ceil8(H) / 2, ceil8(W) / 2) float16 a*b*
-    labels: list[tuple[str, float]] = field(default_factory=list)
+    image: EncodedImage | None
+    error: ColorizeError | None = None
     batch_size: int = 1
-    model_seconds: float = 0.0  # network time of the whole batch this image ran in
+    model_seconds: float = 0.0  # pixel-path time of the whole batch this image ran in
     model: str = ""  # the model's name and whether it is trained, for the answer's headers
     trained: bool = False
+    labels: list[tuple[str, float]] = field(default_factory=list)
 
 
 class ModelArgs(BaseModel):
@@ -56,6 +52,10 @@ class ModelArgs(BaseModel):
     top_k: Annotated[int, Field(ge=0, le=20)] = 3
     chroma_gain: Annotated[float | None, Field(ge=0.0, le=MAX_CHROMA_GAIN)] = None  # default: the checkpoint's gain
     torch_threads: Annotated[int | None, Field(ge=1)] = None  # CPU threads per replica; default: torch's choice
+    backend: Literal["torch", "onnxruntime"] = "torch"  # onnxruntime: the exported graph (the `onnx` extra)
+    # the pixel path: longest side the network sees (None = full size) and chroma upsampling
+    working_size: Annotated[int | None, Field(ge=STRIDE)] = PredictorConfig.working_size
+    upsample: Literal["guided", "bilinear"] = PredictorConfig.upsample  # type: ignore[assignment]
 
 
 class BatchConfig(BaseModel):
@@ -83,6 +83,9 @@ class ColorizerModel:
             max_batch_pixels=self.args.max_batch_pixels,
             top_k=self.args.top_k,
             chroma_gain=self.args.chroma_gain,
+            backend=self.args.backend,
+            working_size=self.args.working_size,
+            upsample=self.args.upsample,
         )
         self.colorizer = Colorizer.from_pretrained(self.args.weights, preset=self.args.preset, config=config)
         if not self.colorizer.trained:
@@ -109,29 +112,22 @@ class ColorizerModel:
     def ready(self) -> str:
         return self.colorizer.model_name
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def predict(self, requests: list[ChromaRequest]) -> list[ChromaReply]:
-        # The network runs in a thread so the replica keeps accepting (and cancelling) requests meanwhile.
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)  # the values in deploy/serve.yaml replace these
+    async def predict(self, requests: list[EncodeRequest]) -> list[ColorizeReply]:
+        # The pixel path runs in a thread so the replica keeps accepting (and cancelling) requests meanwhile.
         return await asyncio.to_thread(self._predict_batch, requests)
 
-    def _predict_batch(self, requests: list[ChromaRequest]) -> list[ChromaReply]:
+    def _predict_batch(self, requests: list[EncodeRequest]) -> list[ColorizeReply]:
         start = time.perf_counter()
-        replies: list[ChromaReply | None] = [None] * len(requests)
-        plain = [i for i, r in enumerate(requests) if r.style is None]
-        styled = [i for i, r in enumerate(requests) if r.style is not None]
-        references = [r.style for r in requests if r.style is not None]
-        if plain:
-            chroma = self.colorizer.predict_chroma([requests[i].lightness for i in plain])
-            for i, c in zip(plain, chroma, strict=True):
-                replies[i] = ChromaReply(ab=c.ab, labels=c.labels)
-        if styled:
-            vectors = self.colorizer.global_features(references)
-            chroma = self.colorizer.predict_chroma([requests[i].lightness for i in styled], style=vectors)
-            for i, c in zip(styled, chroma, strict=True):
-                replies[i] = ChromaReply(ab=c.ab, labels=c.labels)
+        results = self.colorizer.colorize_encoded(requests)
         elapsed = time.perf_counter() - start
-        out = [r for r in replies if r is not None]
-        for r in out:
-            r.batch_size, r.model_seconds = len(requests), elapsed
-            r.model, r.trained = self.colorizer.model_name, self.colorizer.trained
-        return out
+        replies = []
+        for result in results:
+            reply = ColorizeReply(image=None, batch_size=len(requests), model_seconds=elapsed)
+            reply.model, reply.trained = self.colorizer.model_name, self.colorizer.trained
+            if isinstance(result, ColorizeError):
+                reply.error = result
+            else:
+                reply.image, reply.labels = result, result.labels
+            replies.append(reply)
+        return replies

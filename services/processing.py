@@ -1,25 +1,21 @@
-"""The ingress's CPU work as plain functions: read a bounded body, split multipart, decode, downscale,
-negotiate the output format, recombine predicted chroma with the input's own L* and encode.
+"""The ingress's work as plain functions: read a bounded body, split multipart, check image headers (nothing is
+decoded here: the model deployment runs the whole pixel path), negotiate the output format.
 
 Nothing here reads server files or fetches URLs: every image comes from the request body.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import numpy as np
 from fastapi import Request
-from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from model import DecodedImage, ImageLimits, ImageTooLargeError, InvalidImageError, decode_image, encode_image
-from model.compose import compose_lab
-from model.errors import EmptyImageError, TruncatedImageError
-from services.errors import ApiError, NotAnImageError
+from model import ColorizeError, ImageLimits, ImageTooLargeError
+from model.imageio import ImageHeader, probe_image
+from services.errors import ApiError
 
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
@@ -99,42 +95,16 @@ async def _file_field(values: list[UploadFile | str], name: str, *, required: bo
     return await value.read()
 
 
-def decode(data: bytes, limits: ImageLimits, what: str = "image") -> DecodedImage:
-    """:func:`model.decode_image`, telling content that is no image at all (415) from a damaged one (400)."""
-    try:
-        return decode_image(data, limits)
-    except (EmptyImageError, TruncatedImageError):
-        raise
-    except InvalidImageError as exc:
-        if not _identifiable(data):
-            raise NotAnImageError(f"the {what} is not in any supported image format") from None
-        raise InvalidImageError(f"the {what} is damaged: {exc}") from None
-
-
-def _identifiable(data: bytes) -> bool:
-    try:
-        Image.open(io.BytesIO(data)).close()
-    except UnidentifiedImageError:
-        return False
-    except Exception:
-        return True  # PIL knows the format, the header is just broken
-    return True
-
-
-def downscale(image: DecodedImage, max_side: int | None) -> DecodedImage:
-    """Shrink so the longer side is at most ``max_side`` (never enlarge). L* is resampled as float, so the
-    answer's L* is the downscaled input's, not a re-quantised copy."""
-    height, width = image.lightness.shape
-    if max_side is None or max(height, width) <= max_side:
-        return image
-    scale = max_side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    plane = Image.fromarray(np.ascontiguousarray(image.lightness, dtype=np.float32), "F")
-    lightness = np.clip(np.asarray(plane.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)), 0.0, 100.0)
-    alpha = None
-    if image.alpha is not None:
-        alpha = np.asarray(Image.fromarray(image.alpha, "L").resize(size, Image.Resampling.LANCZOS))
-    return replace(image, lightness=lightness.astype(np.float32), alpha=alpha)
+def check_headers(upload: Upload, limits: ImageLimits) -> ImageHeader:
+    """The image's header (and the style reference's), checked against ``limits`` without decoding a pixel:
+    empty, not an image (415), too large (413) are refused here, before the request reaches the model."""
+    header = probe_image(upload.image, limits)
+    if upload.style is not None:
+        try:
+            probe_image(upload.style, limits)
+        except ColorizeError as exc:
+            raise type(exc)(f"the style image: {exc}") from None
+    return header
 
 
 def negotiate_format(requested: str | None, accept: str | None, source_format: str | None, default: str) -> str:
@@ -172,9 +142,3 @@ def _quality(params: str) -> float:
             except ValueError:
                 return 0.0
     return 1.0
-
-
-def render(image: DecodedImage, ab_half: np.ndarray, fmt: str, quality: int, upsample: str) -> bytes:
-    """Recombine predicted a*b* with the input's own L* and encode (alpha kept where the format holds it)."""
-    rgb = compose_lab(image.lightness, ab_half, upsample)
-    return encode_image(rgb, alpha=image.alpha, format=_PIL_FORMATS[fmt], quality=quality, exif=image.exif)

@@ -30,14 +30,8 @@ class Settings(BaseSettings):
     default_quality: int = Field(90, ge=1, le=100)
     # Format of answers when neither `format` nor `Accept` picks one and the input's format is not writable.
     default_format: OutputFormat = "png"
-    # How predicted chroma is brought back to full resolution (see model.compose).
-    upsample: Literal["bilinear", "guided"] = "bilinear"
     # Seconds a client is told to wait (Retry-After) when the model's queue is full.
     retry_after_s: int = Field(1, ge=0)
-    # Images this small are decoded (bytes) and encoded (pixels) on the event loop: a thread-pool hop costs
-    # more than the work. Larger ones go to the thread pool so the replica keeps answering meanwhile.
-    inline_max_bytes: int = Field(256 * 1024, ge=0)
-    inline_max_pixels: int = Field(512 * 512, ge=0)
     # How long /readyz waits for the model deployment before it answers "not ready".
     ready_timeout_s: float = Field(5.0, gt=0)
     # Admission (services/admission.py): a colorization is accepted only if the work already admitted ahead

@@ -17,7 +17,6 @@ def register(sub: Any) -> None:
     p.add_argument("--style", type=Path, help="reference photo whose global features colour every input")
     p.add_argument("--format", default="same", help="same | jpeg | png | webp | tiff (default: same)")
     p.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default: 92)")
-    p.add_argument("--upsample", default="bilinear", choices=["bilinear", "guided"], help="chroma upsampling")
     p.add_argument("--max-pixels", type=int, help="reject images with more pixels than this")
     p.add_argument("--max-bytes", type=int, help="reject files larger than this")
     add_model_options(p)
@@ -31,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     limits = ImageLimits(
         **{k: v for k, v in {"max_pixels": args.max_pixels, "max_bytes": args.max_bytes}.items() if v}
     )
-    colorizer = load_colorizer(args, upsample=args.upsample, limits=limits)
+    colorizer = load_colorizer(args, limits=limits)
     style = None
     if args.style is not None:
         try:

@@ -47,7 +47,6 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--cut-threshold", type=float, default=0.12, help="scene-cut sensitivity, lower = more cuts (default: 0.12)"
     )
-    p.add_argument("--upsample", default="bilinear", choices=["bilinear", "guided"], help="chroma upsampling")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_model_options(p)
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    colorizer = load_colorizer(args, upsample=args.upsample, max_batch_size=args.batch_size)
+    colorizer = load_colorizer(args, max_batch_size=args.batch_size)
     try:
         summary = colorize_video(
             args.input, args.output, colorizer, options, progress=not args.no_progress and sys.stderr.isatty()

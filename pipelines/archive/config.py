@@ -37,11 +37,10 @@ class ArchiveConfig:
     preset: str | None = None  # an untrained preset instead (tests, benchmarks)
     device: str = "auto"
     precision: str = "auto"
-    upsample: str = "bilinear"  # chroma upsampling at compose time: bilinear | guided
+    upsample: str = PredictorConfig.upsample  # chroma upsampling: guided | bilinear
+    working_size: int | None = PredictorConfig.working_size  # longest side the network sees; None = full size
     chroma_gain: float | None = None  # a*b* multiplier; default: the checkpoint's calibrated gain
-    # where a*b* meet L* again: "device" in the inference actor (only 8-bit RGB comes back), "cpu" in the CPU
-    # encode tasks, "auto": the device when inference runs on a GPU (frees the CPUs for decode and encode)
-    compose: str = "auto"
+    backend: str = "torch"  # torch | onnxruntime (each actor runs the exported graph; see model/onnx_backend.py)
     max_bytes: int = ImageLimits().max_bytes  # larger objects fail with ImageTooLargeError unread
     max_pixels: int = ImageLimits().max_pixels
     # --- resources (None = chosen for the cluster by resolve(); see there) ------------------------
@@ -50,9 +49,10 @@ class ArchiveConfig:
     cpus_per_worker: float | None = None  # CPUs reserved for each inference actor
     torch_threads: int | None = None  # intra-op threads per actor
     batch_size: int | None = None  # images per forward pass; default 16 on GPUs, 1 on CPUs (see forward_batch)
-    io_batch_size: int | None = None  # objects per fetch+decode and compose+encode+upload task
+    io_batch_size: int | None = None  # objects per fetch or upload task
+    prefetch_batches: int = 2  # batches queued at each actor while it works (max_tasks_in_flight_per_actor)
     io_threads: int = 16  # concurrent downloads / uploads within one task
-    cpus_per_task: float | None = None  # CPUs reserved for each fetch+decode or compose+encode+upload task
+    cpus_per_task: float | None = None  # CPUs reserved for each fetch or upload task (I/O: mostly waiting)
     progress: bool = True  # a progress bar on stderr
 
     def __post_init__(self) -> None:
@@ -77,8 +77,8 @@ class ArchiveConfig:
         for name in ("batch_size", "io_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.compose not in {"auto", "cpu", "device"}:
-            raise ValueError(f"compose must be auto|cpu|device, got {self.compose!r}")
+        if self.prefetch_batches < 1:
+            raise ValueError("prefetch_batches must be >= 1")
         self.predictor_config()  # validates device, precision and upsample
 
     # ------------------------------------------------------------------------------------ derived
@@ -117,25 +117,24 @@ class ArchiveConfig:
     def resolve(self, cluster: dict[str, float]) -> ArchiveConfig:
         """Fill the resource fields left at None for a cluster with these resources (``ray.cluster_resources()``).
 
-        GPU inference: actors autoscale from 1 to as many as the GPUs hold (``gpus_per_worker`` each), each
-        reserving one CPU; decode/encode tasks take one CPU and 16 objects each. CPU inference: the network is
-        most of the work and runs fastest single-threaded (no synchronisation between threads, and on a busy
-        machine no waiting for a descheduled one), so single-threaded actors on one CPU each, from half the
-        CPUs up to all but one (Ray Data adds actors while they are busy and CPUs are free); the remaining CPUs
-        decode and encode, in tasks of one CPU and 8 objects. On 2 CPUs: one actor beside one codec task.
+        The actors do all the pixel work (decode, network, compose, encode); fetch and upload tasks only wait on
+        the store, so they reserve a quarter of a CPU each. GPU inference: actors autoscale from 1 to as many as
+        the GPUs hold (``gpus_per_worker`` each: 0.25 puts four on a GPU so that one's CPU work overlaps
+        another's kernels), each reserving one CPU and 16 objects per task. CPU inference: single-threaded actors
+        (no synchronisation between threads, and on a busy machine no waiting for a descheduled one) reserving
+        0.75 CPU each, from half the CPUs up to one per CPU, so the I/O tasks always find room beside them.
         """
         cpus = max(1, int(cluster.get("CPU", 1)))
         if self.gpus_per_worker > 0:
             most = max(1, int(cluster.get("GPU", 0) / self.gpus_per_worker))
-            workers, cpus_per_worker, cpus_per_task, threads, objects = (1, most), 1.0, 1.0, 1, 16
+            workers, cpus_per_worker, threads, objects = (1, most), 1.0, 2, 16
         else:
-            workers = (max(1, cpus // 2), max(1, cpus - 1))
-            cpus_per_worker, cpus_per_task, threads, objects = 1.0, 1.0, 1, 8
+            workers, cpus_per_worker, threads, objects = (max(1, cpus // 2), cpus), 0.75, 1, 8
         return self.replace(
             workers=self.workers or workers,
             io_batch_size=self.io_batch_size or objects,
             cpus_per_worker=cpus_per_worker if self.cpus_per_worker is None else self.cpus_per_worker,
-            cpus_per_task=cpus_per_task if self.cpus_per_task is None else self.cpus_per_task,
+            cpus_per_task=0.25 if self.cpus_per_task is None else self.cpus_per_task,
             torch_threads=self.torch_threads or threads,
         )
 
@@ -150,8 +149,10 @@ class ArchiveConfig:
             precision=self.precision,
             max_batch_size=self.forward_batch,
             upsample=self.upsample,
+            working_size=self.working_size,
             chroma_gain=self.chroma_gain,
             limits=self.limits,
+            backend=self.backend,
         )
 
     def colorizer_factory(self) -> Callable[[], Colorizer]:

@@ -1,5 +1,5 @@
-"""The bulk job: list -> fetch + decode (CPU tasks) -> predict a*b* (actor pool) -> compose + encode + upload
-(CPU tasks) -> report rows streamed back to the driver.
+"""The bulk job: list -> fetch (CPU tasks, I/O threads) -> colorize (actor pool: decode -> network -> compose
+-> encode, on the actor's device) -> upload (CPU tasks, I/O threads) -> report rows streamed back to the driver.
 
 The driver only builds the plan and counts report rows; keys are listed inside a read task and objects never
 pass through it. Video objects are listed in the same pass but colorized afterwards, each whole, by a small
@@ -23,14 +23,9 @@ from pipelines.archive.config import REPORT_FOLDER, ArchiveConfig
 from pipelines.archive.keys import KeyListing, is_video, output_key, select
 from pipelines.archive.manifest import iter_manifest
 from pipelines.archive.report import Progress, ReportWriter, Summary, new_run_id
-from pipelines.archive.stages import (
-    ChromaWorker,
-    StageContext,
-    VideoWorker,
-    compose_encode_upload,
-    fetch_and_decode,
-)
+from pipelines.archive.stages import ColorizeWorker, StageContext, fetch, upload
 from pipelines.archive.storage import ObjectInfo, StorageError, Store, open_store
+from pipelines.archive.video_stage import VideoWorker
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +54,6 @@ def _stage_context(config: ArchiveConfig, src: Store, dst: Store) -> StageContex
         quality=config.quality,
         overwrite=config.overwrite,
         limits=config.limits,
-        upsample=config.upsample,
         io_threads=config.io_threads,
     )
 
@@ -117,36 +111,28 @@ def build_image_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: 
         # Listing is I/O that waits on the store: it takes no CPU slot away from the stages.
         ray.data.read_datasource(listing, override_num_blocks=1, num_cpus=0)
         # A map task takes whole input blocks, and Ray would pack the listing into large ones: cut it into
-        # blocks of io_batch_size keys so that decoding spreads over every CPU and results stream back.
+        # blocks of io_batch_size keys so that downloads spread over the tasks and results stream back.
         .repartition(target_num_rows_per_block=config.io_batch_size or 1)
+        .map_batches(fetch, fn_kwargs={"ctx": ctx}, batch_size=config.io_batch_size or 1, num_cpus=config.cpus_per_task)
         .map_batches(
-            fetch_and_decode,
-            fn_kwargs={"ctx": ctx},
-            batch_size=config.io_batch_size or 1,
-            num_cpus=config.cpus_per_task,
-        )
-        .map_batches(
-            ChromaWorker,
+            ColorizeWorker,
             fn_constructor_kwargs={
                 "factory": factory,
+                "quality": config.quality,
                 "torch_threads": config.torch_threads,
-                "compose": config.compose,
-                "upsample": config.upsample,
             },
             batch_size=config.actor_batch,
-            compute=ActorPoolStrategy(min_size=lo, max_size=hi),
+            # Prefetch: while an actor works on one batch, the next ones' bytes are already on its node.
+            compute=ActorPoolStrategy(min_size=lo, max_size=hi, max_tasks_in_flight_per_actor=config.prefetch_batches),
             num_cpus=config.cpus_per_worker,
             num_gpus=config.gpus_per_worker,
-            # A runtime env of its own (the actor's thread count) also keeps Ray Data from fusing the decode
-            # stage into the actor, which would serialise CPU codecs with inference on the GPU worker.
+            # A runtime env of its own (the actor's thread count) also keeps Ray Data from fusing the I/O
+            # stages into the actor, which would make the device wait on downloads and uploads.
             # Crashed actors are restarted and their batches retried (Ray Data's defaults for actor pools).
             runtime_env=_thread_env(config.torch_threads or 1),
         )
         .map_batches(
-            compose_encode_upload,
-            fn_kwargs={"ctx": ctx},
-            batch_size=config.io_batch_size or 1,
-            num_cpus=config.cpus_per_task,
+            upload, fn_kwargs={"ctx": ctx}, batch_size=config.io_batch_size or 1, num_cpus=config.cpus_per_task
         )
     )
 

@@ -1,12 +1,14 @@
 """``colorize_video``: a film in, the same film in colour out (same frames, timestamps, audio and subtitles).
 
-The predictor only sees batches of L* planes (the GPU does the network and nothing else); decoding,
-scene-cut detection, optical flow, recombination with L* and encoding run on CPUs. At most ``batch_size``
+The predictor sees batches of L* planes (the network runs at its working size); decoding, scene-cut detection,
+optical flow on the chroma grid, and encoding run on CPUs, and the predictor recombines each frame's filtered
+chroma with its full-resolution L* (:meth:`model.Colorizer.compose`). At most ``batch_size``
 decoded frames are held at once, so memory is flat whatever the film's length.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from model.compose import compose_lab
 from pipelines.video.cuts import CutDetector
 from pipelines.video.errors import InvalidVideoError
 from pipelines.video.io import Frame, Transcoder, probe, read_frames
@@ -79,10 +80,10 @@ class _FilmColorizer:
         chroma = self.colorizer.predict_chroma(planes, style=style)
         out = []
         for frame, pred, cut in zip(batch, chroma, cuts, strict=True):
-            ab = pred.ab
             if self.stabiliser is not None:
-                ab = self.stabiliser(frame.lightness, ab, new_shot=cut)
-            out.append(compose_lab(frame.lightness, ab, self.colorizer.config.upsample))
+                working = (pred.grid.height, pred.grid.width)
+                pred = dataclasses.replace(pred, ab=self.stabiliser(frame.lightness, pred.ab, cut, working))
+            out.append(self.colorizer.compose(frame.lightness, pred))
         return out
 
 

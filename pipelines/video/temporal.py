@@ -150,8 +150,13 @@ class ShotStyles:
         return np.mean(near, axis=0).astype(np.float32)
 
 
-def half_resolution(lightness: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """L* at the chroma's resolution: padded like the network input, then averaged 2x2, ``shape`` (h, w)."""
+def half_resolution(
+    lightness: np.ndarray, shape: tuple[int, int], working: tuple[int, int] | None = None
+) -> np.ndarray:
+    """L* at the chroma's resolution ``shape`` (h, w): reduced to the ``working`` size (h, w) the network saw,
+    padded like the network input, then averaged 2x2."""
+    if working is not None and tuple(working) != lightness.shape:
+        lightness = cv2.resize(np.asarray(lightness, np.float32), working[::-1], interpolation=cv2.INTER_AREA)
     h, w = shape
     pad_h, pad_w = 2 * h - lightness.shape[0], 2 * w - lightness.shape[1]
     assert pad_h >= 0 and pad_w >= 0, f"chroma {shape} is smaller than half of L* {lightness.shape}"
@@ -178,10 +183,13 @@ class ChromaStabiliser:
             self._grid = (xs, ys)
         return self._grid
 
-    def __call__(self, lightness: np.ndarray, ab: np.ndarray, new_shot: bool) -> np.ndarray:
-        """Filtered a*b* ``(2, h, w)`` float32 for a frame's L* ``(H, W)`` and predicted a*b* ``(2, h, w)``."""
+    def __call__(
+        self, lightness: np.ndarray, ab: np.ndarray, new_shot: bool, working: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """Filtered a*b* ``(2, h, w)`` float32 for a frame's L* ``(H, W)`` and predicted a*b* ``(2, h, w)``
+        (predicted from L* at the ``working`` size (h, w), default: the frame's own)."""
         ab_hwc = np.ascontiguousarray(np.moveaxis(np.asarray(ab, np.float32), 0, -1))  # (h, w, 2)
-        lum = half_resolution(lightness, ab_hwc.shape[:2])
+        lum = half_resolution(lightness, ab_hwc.shape[:2], working)
         lum8 = np.clip(lum * 2.55 + 0.5, 0, 255).astype(np.uint8)
         if new_shot or self._prev is None or self._prev[0].shape != lum.shape:
             self._prev = (lum, lum8, ab_hwc)

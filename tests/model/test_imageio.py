@@ -12,7 +12,7 @@ from model import (
     EmptyImageError,
     ImageLimits,
     ImageTooLargeError,
-    InvalidImageError,
+    NotAnImageError,
     TruncatedImageError,
     UnsupportedImageError,
     decode_image,
@@ -83,7 +83,7 @@ def test_icc_profile_is_converted_to_srgb() -> None:
     ("data", "error", "message"),
     [
         (b"", EmptyImageError, "0 bytes"),
-        (imagegen.NOT_AN_IMAGE, InvalidImageError, "not a recognised image"),
+        (imagegen.NOT_AN_IMAGE, NotAnImageError, "not in any supported image format"),
         (imagegen.truncated_jpeg(), TruncatedImageError, "truncated"),
         (imagegen.bomb_png(), ImageTooLargeError, "pixels"),
         (imagegen.float_tiff(), UnsupportedImageError, "mode 'F'"),
