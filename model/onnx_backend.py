@@ -1,0 +1,183 @@
+"""Run the fusion network with ONNX Runtime instead of PyTorch eager mode.
+
+:class:`OnnxFusionNetwork` offers exactly the call interface the predictor uses on a torch network
+(``network(x, g) -> (ab_norm, logits | None)``, ``network.global_features(x) -> (vector, logits)``, ``config``,
+``global_dim``), backed by an ``onnxruntime.InferenceSession`` and returning torch tensors, so the predictor's
+pixel path (decode, batching, padding, chroma upsampling, Lab -> sRGB, encode) is the same for both backends.
+
+The graph (written by :mod:`model.export`) has one required input and one optional one:
+
+* ``lightness`` ``(B, 1, H, W)`` float32, L*/100, H and W multiples of 8 (the predictor pads);
+* ``global_vector`` ``(S, G)`` float32, an *overridable initializer* whose default is empty (S = 0): then the
+  graph uses each image's own global features; given ``B`` vectors (S = B) it uses those (style transfer).
+
+Outputs: ``ab`` ``(B, 2, H/2, W/2)`` normalised a*b* in [0, 1], ``logits`` ``(B, classes)`` and
+``own_global_vector`` ``(B, G)``. The square copy the global path sees is resized inside the graph (an ONNX
+``Resize`` with antialiasing, like the torch model's), so a caller needs nothing but the L* plane.
+
+Only ``onnxruntime``, ``numpy`` and ``torch`` are imported here; exporting (``onnx``, ``onnxscript``) happens in
+:mod:`model.export`, imported only when a torch network has to be converted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.config import FusionConfig, PredictorConfig
+
+log = logging.getLogger(__name__)
+
+INPUT = "lightness"
+STYLE_INPUT = "global_vector"
+OUTPUTS = ("ab", "logits", "own_global_vector")
+METADATA_FORMAT = "1"  # the "format" key of the metadata; bumped when inputs, outputs or keys change
+CACHE_ENV = "COLORIZE_ONNX_CACHE"  # where graphs exported on the fly are kept (default ~/.cache/...)
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "the onnxruntime backend needs the optional extra: pip install 'let-there-be-color[onnx]'"
+        ) from None
+    return onnxruntime
+
+
+def session_options(threads: int | None = None) -> Any:
+    """All of ONNX Runtime's graph optimisations (Conv+BatchNorm folding, Conv+ReLU fusion, layout
+    transforms), ``threads`` intra-op threads (default: torch's setting, so Ray actors and Serve replicas that
+    pin torch threads pin these too) and sequential execution (the graph is a chain: nothing to overlap)."""
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # the overridable global_vector initializer is intended; no warning
+    return options
+
+
+def providers(device: str = "cpu") -> list[str]:
+    """CUDA first when asked for and this onnxruntime build has it; the CPU always as the fallback."""
+    available = set(_ort().get_available_providers())
+    wanted = ["CUDAExecutionProvider"] if device.startswith("cuda") else []
+    return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
+
+
+class OnnxFusionNetwork:
+    """The fusion network as an ONNX Runtime session, with the torch module's call interface."""
+
+    def __init__(self, session: Any, metadata: dict[str, str]) -> None:
+        if metadata.get("format") != METADATA_FORMAT:
+            raise ValueError(f"not a colorizer ONNX graph (metadata format {metadata.get('format')!r})")
+        self.session = session
+        self.metadata = metadata
+        self.config = FusionConfig.from_dict(json.loads(metadata["config"]))
+        self.card: dict[str, Any] = json.loads(metadata.get("card", "{}"))
+        self.parameter_count = int(metadata.get("parameters", 0))
+
+    @classmethod
+    def load(cls, model: str | Path | bytes, *, threads: int | None = None, device: str = "cpu") -> OnnxFusionNetwork:
+        """A session on an ``.onnx`` file (or its bytes) written by :func:`model.export.export_onnx`."""
+        ort = _ort()
+        source = model if isinstance(model, bytes) else str(model)
+        session = ort.InferenceSession(source, session_options(threads), providers=providers(device))
+        return cls(session, dict(session.get_modelmeta().custom_metadata_map))
+
+    @property
+    def global_dim(self) -> int:
+        return self.config.ch(256)
+
+    def _run(self, x: Tensor, g: Tensor | None) -> list[np.ndarray]:
+        feeds = {INPUT: x.detach().float().cpu().contiguous().numpy()}
+        if g is not None:
+            feeds[STYLE_INPUT] = g.detach().float().cpu().contiguous().numpy()
+        return list(self.session.run(list(OUTPUTS), feeds))
+
+    def __call__(self, x: Tensor, g: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Normalised a*b* ``(B, 2, H/2, W/2)`` and logits (None when ``g`` is given), as the torch model."""
+        ab, logits, _ = self._run(x, g)
+        return torch.from_numpy(ab).to(x.device), None if g is not None else torch.from_numpy(logits).to(x.device)
+
+    def global_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Global vector and logits of images of any size. The square copy is made here (the same antialiased
+        resize as the torch model's ``global_input``) so the graph's local path runs on the small copy only,
+        not on the full image: what a film's per-frame global features would otherwise cost twice."""
+        size = self.config.global_size
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        _, logits, vector = self._run(x, None)
+        return torch.from_numpy(vector).to(x.device), torch.from_numpy(logits).to(x.device)
+
+    # The predictor treats its network like an nn.Module in a few places; these keep that working.
+    def eval(self) -> OnnxFusionNetwork:
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> OnnxFusionNetwork:
+        return self  # the session's execution provider was chosen at load time
+
+    def parameters(self) -> Iterator[Tensor]:
+        """One zero-strided view with as many elements as the exported torch network had parameters, so
+        ``count_parameters`` reports the same figure for both backends (the graph's own initializers differ:
+        batch norm is folded into the convolutions)."""
+        yield torch.zeros(1).expand(self.parameter_count)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "let-there-be-color" / "onnx"
+
+
+def network_key(network: nn.Module, config: FusionConfig, card: dict[str, Any]) -> str:
+    """Content hash of weights, architecture and card: the cache key of an exported graph."""
+    from model.export import DEFAULT_OPSET
+
+    digest = hashlib.sha256(f"{METADATA_FORMAT}/{DEFAULT_OPSET}/{torch.__version__}".encode())
+    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    digest.update(json.dumps(card, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def as_onnx_network(network: Any, card: dict[str, Any], device: str = "cpu") -> OnnxFusionNetwork:
+    """``network`` for the onnxruntime backend: an exported graph as is; a torch fusion network exported to
+    ONNX (once per distinct set of weights: the graph is cached under :func:`cache_dir`, as exporting takes
+    seconds and every Ray actor or Serve replica would otherwise repeat it)."""
+    if isinstance(network, OnnxFusionNetwork):
+        return network
+    config = getattr(network, "config", None)
+    if not isinstance(config, FusionConfig):
+        raise ValueError(f"the onnxruntime backend runs the fusion network only, not {type(network).__name__}")
+    path = cache_dir() / f"{network_key(network, config, card)}.onnx"
+    if not path.is_file():
+        from model.export import export_onnx
+
+        log.info("exporting the network to ONNX: %s", path)
+        export_onnx(network, path, card=card)
+    return OnnxFusionNetwork.load(path, device=device)
+
+
+def load_onnx(weights: str | Path, config: PredictorConfig | None) -> tuple[OnnxFusionNetwork, PredictorConfig]:
+    """An ``.onnx`` file given as weights: its network, and the predictor config switched to this backend."""
+    import dataclasses
+
+    config = dataclasses.replace(config or PredictorConfig(), backend="onnxruntime")
+    device = config.device if config.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    return OnnxFusionNetwork.load(weights, device=device), config
