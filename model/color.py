@@ -236,13 +236,16 @@ def srgb8_to_lightness(pixels: np.ndarray) -> np.ndarray:
     The same maths as :func:`rgb_to_lab`, through a 256-entry table, which is several times faster on a CPU
     than converting the whole image (only L* is needed to colorize).
     """
-    linear = _srgb8_linear_lut()[pixels]
-    if linear.ndim == 3:
-        y_row = np.asarray(_RGB_TO_XYZ[1], dtype=np.float32)
-        y = linear @ y_row
-    else:
-        y = linear  # grey: R = G = B, and the Y row sums to 1
+    if pixels.ndim == 2:  # grey: R = G = B and the Y row sums to 1, so L* is a function of the level alone
+        return _srgb8_lightness_lut()[pixels]
+    y = _srgb8_linear_lut()[pixels] @ np.asarray(_RGB_TO_XYZ[1], dtype=np.float32)
     return lightness_from_luminance(torch.from_numpy(np.ascontiguousarray(y))).numpy()
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb8_lightness_lut() -> np.ndarray:
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    return lightness_from_luminance(srgb_to_linear(levels)).numpy().astype(np.float32)
 
 
 def srgb_float_to_lightness(pixels: np.ndarray) -> np.ndarray:

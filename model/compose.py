@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -61,12 +62,23 @@ def guided_coefficients(guide: Tensor, ab: Tensor, radius: int = GUIDED_RADIUS, 
     return torch.cat((_box(a, radius), _box(b, radius)), dim=1)
 
 
+def resize_area(plane: Tensor, size: tuple[int, int]) -> Tensor:
+    """An ``(H, W)`` plane area-averaged to ``size`` (h, w): OpenCV's SIMD resize on the CPU (several times
+    faster than torch's there on a 25-megapixel plane), torch's on other devices."""
+    if tuple(plane.shape) == tuple(size):
+        return plane
+    if plane.device.type == "cpu":
+        small = cv2.resize(np.ascontiguousarray(plane.numpy(), np.float32), size[::-1], interpolation=cv2.INTER_AREA)
+        return torch.from_numpy(small.reshape(size))
+    return F.interpolate(plane[None, None].float(), size=size, mode="area")[0, 0]
+
+
 def _grid_guide(lightness: Tensor, grid: ChromaGrid, shape: tuple[int, int]) -> Tensor:
     """L*/100 ``(1, 1, h, w)`` on the chroma grid ``shape``: the full plane resized to the grid's valid part,
     edge-padded over the part that covers the network's padding."""
     hc, wc = shape
     vh, vw = max(1, min(hc, -(-grid.height // 2))), max(1, min(wc, -(-grid.width // 2)))
-    small = F.interpolate(lightness.reshape(1, 1, *lightness.shape[-2:]), size=(vh, vw), mode="area")
+    small = resize_area(lightness.float(), (vh, vw))[None, None]
     return F.pad(small, (0, wc - vw, 0, hc - vh), mode="replicate") / 100.0
 
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from model.checkpoint import load_checkpoint
 from model.color import denormalize_ab, normalize_lightness
-from model.compose import ChromaGrid, compose, compose_batch
+from model.compose import ChromaGrid, compose, compose_batch, resize_area
 from model.config import DEFAULT_PRESET, STRIDE, PredictorConfig, get_preset
 from model.encoded import EncodedImage, EncodeRequest, run_encoded
 from model.errors import ColorizeError
@@ -361,8 +361,7 @@ def working_plane(lightness: Tensor, working_size: int | None) -> Tensor:
     if working_size is None or max(h, w) <= working_size:
         return lightness
     scale = working_size / max(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(lightness.float()[None, None], size=size, mode="area")[0, 0]
+    return resize_area(lightness.float(), (max(1, round(h * scale)), max(1, round(w * scale))))
 
 
 def _as_tensor(x: np.ndarray | Tensor) -> Tensor:

@@ -24,7 +24,7 @@ GOOD = {
 }
 BAD = {
     "empty.jpg": (b"", "EmptyImageError"),
-    "notes.png": (imagegen.NOT_AN_IMAGE, "InvalidImageError"),
+    "notes.png": (imagegen.NOT_AN_IMAGE, "NotAnImageError"),
     "cut.jpg": (imagegen.truncated_jpeg(), "TruncatedImageError"),
     "bomb.png": (imagegen.bomb_png(), "ImageTooLargeError"),
     "float.tif": (imagegen.float_tiff(), "UnsupportedImageError"),

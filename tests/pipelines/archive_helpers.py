@@ -81,8 +81,8 @@ def build_archive() -> tuple[dict[str, bytes], dict[str, str]]:
         "broken/truncated-2.jpg": "TruncatedImageError",
         "broken/empty.jpg": "EmptyImageError",
         "letters/1922/empty.png": "EmptyImageError",
-        "notes/readme.txt": "InvalidImageError",
-        "notes/index.jpg": "InvalidImageError",  # text with an image extension
+        "notes/readme.txt": "NotAnImageError",
+        "notes/index.jpg": "NotAnImageError",  # text with an image extension
         "broken/bomb.png": "ImageTooLargeError",
         "scans/huge.png": "ImageTooLargeError",  # over MAX_BYTES: failed without downloading
         "scans/float.tif": "UnsupportedImageError",
@@ -127,7 +127,7 @@ def assert_colorized(source: bytes, output: bytes) -> None:
 
 
 class _Throttled:
-    """A predictor that is slow (``delay`` seconds per call) and, given a marker path that does not exist yet,
+    """A predictor that is slow (``delay`` seconds per image) and, given a marker path that does not exist yet,
     kills its own process on the first call (a crashed worker). Everything else is the real predictor."""
 
     def __init__(self, inner: Any, delay: float, crash_marker: str | None) -> None:
@@ -136,12 +136,12 @@ class _Throttled:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def predict_chroma(self, planes: Any, **kwargs: Any) -> Any:
+    def colorize_encoded(self, requests: Any) -> Any:
         if self.crash_marker is not None and not os.path.exists(self.crash_marker):
             Path(self.crash_marker).write_text("crashed once")
             os._exit(1)  # the actor process dies mid-batch, as on a segfault or an OOM kill
-        time.sleep(self.delay)
-        return self.inner.predict_chroma(planes, **kwargs)
+        time.sleep(self.delay * len(requests))
+        return self.inner.colorize_encoded(requests)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def test_the_archive_command(ray_session: Any, tmp_path: Path, capsys: pytest.Ca
     assert main(["archive", src, dst, *common, "--format", "webp", "--limit", "5", "--report", report]) == 1
     out = capsys.readouterr().out
     assert "5 objects: 4 colorized, 0 skipped (output exists), 1 failed" in out
-    assert "failed 1 x InvalidImageError" in out
+    assert "failed 1 x NotAnImageError" in out
     assert sorted(p.suffix for p in (tmp_path / "dst").rglob("*.*")) == [".webp"] * 4
     assert len(load_report(report)) == 5 and not (tmp_path / "dst" / "_reports").exists()
 
@@ -118,10 +118,11 @@ def test_video_objects_go_whole_to_the_video_colorizer(ray_session: Any, tmp_pat
 
 
 @pytest.mark.parametrize("gpus", [0.0, 0.5])
-def test_decode_and_encode_stay_off_the_inference_actor(
+def test_io_stays_off_the_colorize_actor(
     ray_session: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], gpus: float
 ) -> None:
-    """Ray Data may fuse a task stage into the next actor stage; the plan must keep codecs in CPU tasks."""
+    """Ray Data may fuse a task stage into the next actor stage; the plan must keep downloads and uploads in
+    their own tasks so that the device never waits on the store."""
     from pipelines.archive.pipeline import build_image_dataset
 
     cfg = ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), gpus_per_worker=gpus)
@@ -129,47 +130,41 @@ def test_decode_and_encode_stay_off_the_inference_actor(
     store = open_store(tmp_path)
     build_image_dataset(cfg, store, store, TinyPredictor()).explain()
     optimized = capsys.readouterr().out.split("Physical Plan (Optimized)")[-1]
-    assert "ActorPoolMapOperator[MapBatches(ChromaWorker)]" in optimized
-    assert "TaskPoolMapOperator[MapBatches(fetch_and_decode)]" in optimized
-    assert "TaskPoolMapOperator[MapBatches(compose_encode_upload)]" in optimized
+    assert "ActorPoolMapOperator[MapBatches(ColorizeWorker)]" in optimized
+    assert "TaskPoolMapOperator[MapBatches(fetch)]" in optimized
+    assert "TaskPoolMapOperator[MapBatches(upload)]" in optimized
 
 
-def test_compose_in_the_inference_actor_matches_the_cpu_tasks(ray_session: Any, tmp_path: Path) -> None:
-    """``compose="device"`` (the default on GPUs) recombines a*b* with L* inside the inference actor; on this
-    CPU-only machine the actor's device is the CPU, which runs the same code path the GPU would."""
+def test_the_bulk_job_gives_the_predictors_pixels(ray_session: Any, tmp_path: Path) -> None:
+    """Every output is what the predictor's own bytes-to-bytes call gives for that object (the CLI and the
+    API call the same pixel path), and only encoded bytes cross from the actor to the upload tasks."""
+    from model.encoded import EncodeRequest
+    from pipelines.archive.stages import ColorizeWorker, StageContext, fetch
+
     objects = small_archive(tmp_path / "src")
-    outputs = {}
-    for mode in ("cpu", "device"):
-        cfg = ArchiveConfig(
-            src=str(tmp_path / "src"), dst=str(tmp_path / mode), format="png", compose=mode, progress=False
-        )
-        summary = run_archive(cfg, TinyPredictor())
-        assert (summary.ok, summary.failed) == (len(objects), 0)
-        outputs[mode] = {key: (tmp_path / mode / output_name(key)).read_bytes() for key in objects}
+    cfg = ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), format="png", progress=False)
+    summary = run_archive(cfg, TinyPredictor())
+    assert (summary.ok, summary.failed) == (len(objects), 0)
+    predictor = TinyPredictor()()
     for key, data in objects.items():
-        assert_colorized(data, outputs["device"][key])
-        cpu, dev = (np.asarray(Image.open(io.BytesIO(outputs[m][key])).convert("RGB"), np.int16) for m in outputs)
-        assert np.abs(cpu - dev).max() <= 1  # the same pixels, whichever side composed them
-    with pytest.raises(ValueError, match="compose"):
-        ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "x"), compose="gpu")
-
-    # What crosses from the actor to the encode tasks: a*b* and L*, or only the composed 8-bit image.
-    from pipelines.archive.stages import ChromaWorker, StageContext, fetch_and_decode
+        output = (tmp_path / "dst" / output_name(key)).read_bytes()
+        assert_colorized(data, output)
+        (expected,) = predictor.colorize_encoded([EncodeRequest(data, format="png")])
+        got, want = (np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), np.int16) for b in (output, expected.data))
+        assert np.abs(got - want).max() <= 1
 
     store = open_store(tmp_path / "src")
     keys = sorted(objects)[:3]
-    batch = fetch_and_decode(
+    batch = fetch(
         {"key": np.array(keys, dtype=object), "size": np.array([len(objects[k]) for k in keys])},
         StageContext(src=store, dst=open_store(tmp_path / "unused")),
     )
-    on_cpu = ChromaWorker(TinyPredictor(), compose="cpu")(batch)
-    on_device = ChromaWorker(TinyPredictor(), compose="device")(batch)
-    assert all(len(x) for x in on_cpu["ab"]) and not any(len(x) for x in on_cpu["rgb"])
-    assert all(len(x) for x in on_device["rgb"]) and not any(len(x) for x in on_device["ab"])
-    assert not any(len(x) for x in on_device["lightness"])  # L* is not shipped on once composed
+    assert [bytes(x) for x in batch["data"]] == [objects[k] for k in keys]  # fetch only downloads
+    done = ColorizeWorker(TinyPredictor())(batch)
     for i in range(len(keys)):
-        h, w = int(batch["height"][i]), int(batch["width"][i])
-        assert len(on_device["rgb"][i]) == h * w * 3
+        with Image.open(io.BytesIO(bytes(done["data"][i]))) as image:  # encoded bytes, not pixel planes
+            assert image.format in {"JPEG", "PNG", "WEBP", "TIFF"}
+            assert image.size == (int(done["width"][i]), int(done["height"][i]))
 
 
 def output_name(key: str) -> str:

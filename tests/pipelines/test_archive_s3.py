@@ -144,7 +144,7 @@ def test_bad_objects_are_reported_with_their_reason(archive: dict[str, Any], fir
     assert first_run["summary"].failures == {
         "TruncatedImageError": 2,
         "EmptyImageError": 2,
-        "InvalidImageError": 2,
+        "NotAnImageError": 2,
         "ImageTooLargeError": 2,
         "UnsupportedImageError": 1,
     }

@@ -7,7 +7,7 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 from ray.serve.exceptions import BackPressureError
 
-from model import ImageLimits
+from model import ImageLimits, decode_image
 from model.errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -15,6 +15,7 @@ from model.errors import (
     TruncatedImageError,
     UnsupportedImageError,
 )
+from model.imageio import downscale
 from services import processing
 from services.errors import (
     ApiError,
@@ -58,28 +59,33 @@ def test_error_responses_are_json_with_detail() -> None:
     assert bug.status_code == 500 and b"secret internals" not in bug.body
 
 
-def test_decode_tells_text_from_a_damaged_image() -> None:
-    limits = ImageLimits()
+def test_header_check_tells_text_from_a_damaged_image() -> None:
+    """The ingress refuses what the header alone shows (no image, empty, too large); a damaged image passes
+    the header check and fails in decoding with its own error, never as "not an image"."""
+    limits = ImageLimits(max_pixels=10_000)
     with pytest.raises(NotAnImageError):
-        processing.decode(imagegen.NOT_AN_IMAGE, limits)
-    with pytest.raises(TruncatedImageError):
-        processing.decode(imagegen.truncated_jpeg(), limits)
+        processing.check_headers(processing.Upload(imagegen.NOT_AN_IMAGE), limits)
     with pytest.raises(EmptyImageError):
-        processing.decode(b"", limits)
+        processing.check_headers(processing.Upload(b""), limits)
+    with pytest.raises(ImageTooLargeError):
+        processing.check_headers(processing.Upload(imagegen.grey_jpeg(200, 100)), limits)
+    with pytest.raises(NotAnImageError, match="style image"):
+        processing.check_headers(processing.Upload(imagegen.grey_jpeg(64, 64), style=b"text"), limits)
+    assert processing.check_headers(processing.Upload(imagegen.truncated_jpeg()), ImageLimits()).format == "JPEG"
     damaged = imagegen.grey_jpeg(64, 64)[:30]  # a JPEG header and nothing more
     with pytest.raises(InvalidImageError) as info:
-        processing.decode(damaged, limits)
+        decode_image(damaged, limits)
     assert not isinstance(info.value, NotAnImageError)
 
 
 def test_downscale_keeps_aspect_and_never_enlarges() -> None:
-    image = processing.decode(imagegen.rgba_png(120, 80), ImageLimits())
-    small = processing.downscale(image, 60)
+    image = decode_image(imagegen.rgba_png(120, 80), ImageLimits())
+    small = downscale(image, 60)
     assert small.lightness.shape == (40, 60) and small.alpha is not None and small.alpha.shape == (40, 60)
     assert small.lightness.dtype == np.float32
     assert float(small.lightness.min()) >= 0.0 and float(small.lightness.max()) <= 100.0
-    assert processing.downscale(image, 500) is image
-    assert processing.downscale(image, None) is image
+    assert downscale(image, 500) is image
+    assert downscale(image, None) is image
 
 
 @pytest.mark.parametrize(
