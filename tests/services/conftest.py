@@ -17,13 +17,19 @@ import pytest
 API_KEY = "test-secret-key"
 MAX_BODY_BYTES = 3 * 1024 * 1024
 MAX_PIXELS = 6_000_000
+PIXEL_BUDGET = 8_000_000  # per request (image + style); above MAX_PIXELS so both limits can be seen
 
 
 @dataclass(frozen=True)
 class ServeEndpoints:
     base: str  # the main application: no API key, batching on
-    tight: str  # API key required; the model holds one request for 1.5 s and queues one more
+    tight: str  # API key required; the model holds one request for 1.5 s and queues one more; admits two
     api_key: str = API_KEY
+
+
+# The tight app's admission: two colorizations at once (the model's one slot and one queue place), assumed to
+# take 1.5 s each until measured, within a 2 s budget: a third is refused by admission, never by Serve.
+TIGHT_SETTINGS = {"api_key": API_KEY, "max_queue_depth": 2, "initial_service_time_s": 1.5, "latency_budget_s": 2.0}
 
 
 def free_port() -> int:
@@ -46,7 +52,12 @@ def serve_test_config(port: int) -> Any:
     main["runtime_env"] = {"env_vars": {"OMP_NUM_THREADS": "1", "COLORIZE_API_KEY": ""}}
     main["args"] = {
         "model": {"preset": "test", "device": "cpu", "torch_threads": 1},
-        "settings": {"max_body_bytes": MAX_BODY_BYTES, "max_pixels": MAX_PIXELS, "max_side_limit": 4096},
+        "settings": {
+            "max_body_bytes": MAX_BODY_BYTES,
+            "max_pixels": MAX_PIXELS,
+            "pixel_budget": PIXEL_BUDGET,
+            "max_side_limit": 4096,
+        },
     }
     ingress, model = _deployment(main, "ColorizeIngress"), _deployment(main, "ColorizerModel")
     ingress["ray_actor_options"] = {"num_cpus": 0}
@@ -58,13 +69,13 @@ def serve_test_config(port: int) -> Any:
         **main,
         "name": "tight",
         "route_prefix": "/tight",
-        "args": {**main["args"], "settings": {**main["args"]["settings"], "api_key": API_KEY}},
+        "args": {**main["args"], "settings": {**main["args"]["settings"], **TIGHT_SETTINGS}},
         "deployments": [
             {**ingress},
             {
                 **model,
                 "max_ongoing_requests": 1,
-                "max_queued_requests": 1,
+                "max_queued_requests": 2,  # >= max_queue_depth of admission, which refuses first
                 # A batch of 2 can never fill with one slot, so every request waits the full 1.5 s.
                 "user_config": {"max_batch_size": 2, "batch_wait_timeout_s": 1.5},
             },

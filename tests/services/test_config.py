@@ -119,3 +119,19 @@ def test_batch_config_rejects_nonsense() -> None:
         BatchConfig.model_validate({"max_batch_size": 0})
     with pytest.raises(ValidationError):
         BatchConfig.model_validate({"batch_size": 8})
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_admission_refuses_before_serve_does(path: Path) -> None:
+    """Serve's own refusals are plain text: every config bounds admission below them. A burst can put every
+    admitted colorization in the router's queue for the model at once, and every connection (admitted or
+    being refused) holds an ingress slot for a moment."""
+    config = load_config(path)
+    (app,) = config.applications
+    settings = Settings(**AppArgs.model_validate(app.args).settings)
+    deployments = {d.name: d for d in app.deployments}
+    ingress, model = deployments["ColorizeIngress"], deployments["ColorizerModel"]
+    admitted = settings.max_queue_depth * ingress.autoscaling_config["max_replicas"]
+    assert admitted <= model.max_queued_requests
+    assert ingress.max_ongoing_requests >= 4 * settings.max_queue_depth
+    assert ingress.max_queued_requests >= ingress.max_ongoing_requests
