@@ -236,7 +236,7 @@ def srgb8_to_lightness(pixels: np.ndarray) -> np.ndarray:
     The same maths as :func:`rgb_to_lab`, through a 256-entry table, which is several times faster on a CPU
     than converting the whole image (only L* is needed to colorize).
     """
-    if pixels.ndim == 2:  # grey: R = G = B and the Y row sums to 1, so L* is a function of the level alone
+    if pixels.ndim != 3:  # grey: R = G = B and the Y row sums to 1, so L* is a function of the level alone
         return _srgb8_lightness_lut()[pixels]
     y = _srgb8_linear_lut()[pixels] @ np.asarray(_RGB_TO_XYZ[1], dtype=np.float32)
     return lightness_from_luminance(torch.from_numpy(np.ascontiguousarray(y))).numpy()

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -62,12 +62,21 @@ def guided_coefficients(guide: Tensor, ab: Tensor, radius: int = GUIDED_RADIUS, 
     return torch.cat((_box(a, radius), _box(b, radius)), dim=1)
 
 
+def _opencv() -> Any:
+    try:
+        import cv2
+    except ImportError:  # a GPU host's image without OpenCV: torch's resize, same result within rounding
+        return None
+    return cv2
+
+
 def resize_area(plane: Tensor, size: tuple[int, int]) -> Tensor:
     """An ``(H, W)`` plane area-averaged to ``size`` (h, w): OpenCV's SIMD resize on the CPU (several times
     faster than torch's there on a 25-megapixel plane), torch's on other devices."""
     if tuple(plane.shape) == tuple(size):
         return plane
-    if plane.device.type == "cpu":
+    cv2 = _opencv()
+    if plane.device.type == "cpu" and cv2 is not None:
         small = cv2.resize(np.ascontiguousarray(plane.numpy(), np.float32), size[::-1], interpolation=cv2.INTER_AREA)
         return torch.from_numpy(small.reshape(size))
     return F.interpolate(plane[None, None].float(), size=size, mode="area")[0, 0]
