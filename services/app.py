@@ -39,6 +39,7 @@ from services.schemas import (
     ModelCard,
     Readiness,
 )
+from services.security import install_security
 from services.settings import OutputFormat, Settings
 
 T = TypeVar("T")
@@ -100,10 +101,13 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
         summary="Colorize black-and-white photographs.",
         description="Send a greyscale photo, get it back in colour. Limits and errors: see each endpoint.",
         version="1",
+        docs_url=None,  # served by install_security: it says so when Swagger UI's CDN is out of reach
+        redoc_url=None,
     )
     install_error_handlers(app, settings.retry_after_s)
     app.add_middleware(MetricsMiddleware, metrics=ingress.metrics)
     page = resources.files("services").joinpath("static/index.html").read_text(encoding="utf-8")
+    install_security(app, page)  # CSP, nosniff, frame-ancestors on every answer; /docs
     protected = [Depends(_auth_dependency(settings))] if settings.auth_enabled else []
 
     @app.get("/", include_in_schema=False)
