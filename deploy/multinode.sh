@@ -190,12 +190,12 @@ actors = list_actors(address=f"http://127.0.0.1:{sys.argv[1]}", detail=True, lim
                      raise_on_missing_output=False)
 placed = defaultdict(list)
 for a in actors:
-    for label in ("ChromaWorker", "ColorizeIngress", "ColorizerModel", "ServeController", "ProxyActor"):
+    for label in ("ColorizeWorker", "ColorizeIngress", "ColorizerModel", "ServeController", "ProxyActor"):
         if label in a.class_name:
             placed[label].append(f"{names.get(a.node_id, '?')}({a.state.lower()})")
 for label, where in placed.items():
     print(f"  {label:16s} {', '.join(sorted(where))}")
-gpu_nodes = {w.split("(")[0] for w in placed["ChromaWorker"]}
+gpu_nodes = {w.split("(")[0] for w in placed["ColorizeWorker"]}
 assert gpu_nodes == {"sim_worker_a", "sim_worker_b"}, f"one GPU actor per GPU node expected: {gpu_nodes}"
 EOF
 

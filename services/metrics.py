@@ -37,7 +37,7 @@ class ServiceMetrics:
         )
         self.stage = Histogram(
             "colorize_stage_duration_seconds",
-            "Time of each stage of a colorization: decode, model (queue + batch), encode",
+            "Time of each stage of a colorization: check (body, multipart, headers), model (queue + pixel path)",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -53,22 +53,16 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
         help="output format (default: same as the key's extension)",
     )
     g.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default: 92)")
-    g.add_argument("--upsample", default="bilinear", choices=["bilinear", "guided"], help="chroma upsampling")
-    g.add_argument(
-        "--compose",
-        default="auto",
-        choices=["auto", "cpu", "device"],
-        help="recombine a*b* with L* in the inference actor (device) or the CPU encode tasks; auto: device on GPUs",
-    )
     g.add_argument("--max-pixels", type=int, help="fail images with more pixels than this")
     g.add_argument("--max-bytes", type=int, help="fail objects larger than this, without downloading them")
     g.add_argument("--report", help="report folder (local or s3://); default: DST/_reports")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group(
         "resources",
-        "Defaults fit the cluster: with GPUs, 1 to (GPUs / --gpus-per-worker) actors of 1 CPU, forward passes of "
-        "16 images, decode/encode tasks of 16 objects; CPU-only, single-threaded actors of 1 CPU (from half the "
-        "CPUs up to all but one), one image per pass, tasks of 8 objects.",
+        "The actors do all the pixel work (decode, network, compose, encode); fetch and upload tasks only wait on "
+        "the store (0.25 CPU each). Defaults fit the cluster: with GPUs, 1 to (GPUs / --gpus-per-worker) actors of "
+        "1 CPU and 2 threads, forward passes of 16 images, I/O tasks of 16 objects; CPU-only, single-threaded "
+        "actors of 0.75 CPU (from half the CPUs up to one per CPU), one image per pass, I/O tasks of 8 objects.",
     )
     g.add_argument("--workers", type=workers, metavar="MIN,MAX", help="inference actors, autoscaled in between")
     g.add_argument(
@@ -79,12 +73,15 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--cpus-per-worker", type=float, help="CPUs reserved per inference actor")
     g.add_argument("--torch-threads", type=int, help="torch threads per inference actor")
-    g.add_argument("--cpus-per-task", type=float, help="CPUs reserved per decode or encode task")
+    g.add_argument("--cpus-per-task", type=float, help="CPUs reserved per fetch or upload task (default: 0.25)")
     g.add_argument(
         "--batch-size", type=int, help="images per forward pass, bucketed by size (default: 16 on GPUs, 1 on CPUs)"
     )
     g.add_argument(
-        "--io-batch-size", type=int, help="objects per decode/encode task (default: 16 with GPUs, 4 without)"
+        "--io-batch-size", type=int, help="objects per fetch/upload task (default: 16 with GPUs, 8 without)"
+    )
+    g.add_argument(
+        "--prefetch-batches", type=int, default=2, help="batches queued at each actor while it works (default: 2)"
     )
     g.add_argument("--io-threads", type=int, default=16, help="parallel transfers per task (default: 16)")
     add_model_options(p)
@@ -124,7 +121,7 @@ def build_config(args: argparse.Namespace, src: str, dst: str, **overrides: Any)
         preset=args.preset,
         device=args.device,
         upsample=args.upsample,
-        compose=args.compose,
+        working_size=args.working_size,
         chroma_gain=args.chroma_gain,
         backend=getattr(args, "backend", "torch"),
         max_bytes=args.max_bytes or ImageLimits().max_bytes,
@@ -137,6 +134,7 @@ def build_config(args: argparse.Namespace, src: str, dst: str, **overrides: Any)
         batch_size=args.batch_size,
         io_batch_size=args.io_batch_size,
         io_threads=args.io_threads,
+        prefetch_batches=args.prefetch_batches,
         progress=not args.no_progress,
     )
     values.update(overrides)

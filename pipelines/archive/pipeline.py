@@ -23,8 +23,9 @@ from pipelines.archive.config import REPORT_FOLDER, ArchiveConfig
 from pipelines.archive.keys import KeyListing, is_video, output_key, select
 from pipelines.archive.manifest import iter_manifest
 from pipelines.archive.report import Progress, ReportWriter, Summary, new_run_id
+from pipelines.archive.retry_tally import RetryTally
 from pipelines.archive.stages import ColorizeWorker, StageContext, fetch, upload
-from pipelines.archive.storage import ObjectInfo, StorageError, Store, open_store
+from pipelines.archive.storage import ObjectInfo, StorageError, Store, open_store, with_tally
 from pipelines.archive.video_stage import VideoWorker
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,9 @@ def run_archive(
     ensure_ray()
     import ray
 
+    tally = RetryTally.start(run_id)  # storage retries anywhere in the cluster, for the summary
+    src, dst, writer.store = with_tally(src, tally), with_tally(dst, tally), with_tally(writer.store, tally)
+
     config = config.resolve(ray.cluster_resources())
     lo, hi = config.workers or (1, 1)
     log.info(
@@ -246,14 +250,23 @@ def run_archive(
         summary.seconds = time.perf_counter() - start
         bar.close()
         with contextlib.suppress(Exception):
-            writer.close(summary)
+            _close(writer, summary, tally)
         if isinstance(exc, KeyboardInterrupt):
             raise ArchiveInterrupted(summary) from None
         raise
     bar.close()
     summary.seconds = time.perf_counter() - start
-    writer.close(summary)
+    _close(writer, summary, tally)
     return summary
+
+
+def _close(writer: ReportWriter, summary: Summary, tally: RetryTally) -> None:
+    """Final report part and summary.json, with the run's storage retries."""
+    try:
+        summary.retries = tally.totals()
+    finally:
+        tally.stop()
+    writer.close(summary)  # its own writes may retry too; they are not in the summary they write
 
 
 def _check_source(config: ArchiveConfig, src: Store) -> None:

@@ -32,14 +32,12 @@ COLUMNS = (
     "width",
     "height",
     "fetch_ms",
-    "decode_ms",
-    "infer_ms",
-    "encode_ms",
+    "colorize_ms",  # the object's share of its actor batch: decode, network, compose, encode (a film: all of it)
     "upload_ms",
     "labels",  # top scene labels "name:prob;..." (images)
     "detail",  # JSON summary of a video
 )
-TIMINGS = ("fetch_ms", "decode_ms", "infer_ms", "encode_ms", "upload_ms")
+TIMINGS = ("fetch_ms", "colorize_ms", "upload_ms")
 STATUSES = ("ok", "skipped", "failed")
 
 
@@ -74,6 +72,7 @@ class Summary:
     first_ok: int = 0  # images colorized by then
     stage_seconds: dict[str, float] = field(default_factory=dict)  # summed per-object stage time
     failures: dict[str, int] = field(default_factory=dict)  # by error class
+    retries: dict[str, int] = field(default_factory=dict)  # storage calls retried (transient errors), by operation
     interrupted: bool = False
     dry_run: bool = False
     would_skip: int = 0  # dry run: outputs that already exist
@@ -141,6 +140,9 @@ class Summary:
             lines.append("time per stage: " + ", ".join(f"{k[:-3]} {v:.1f} s" for k, v in busy.items()))
         for name, count in sorted(self.failures.items(), key=lambda kv: -kv[1]):
             lines.append(f"  failed {count:,} x {name}")
+        if self.retries:
+            retried = ", ".join(f"{op} {n:,}" for op, n in self.retries.items())
+            lines.append(f"storage retries (throttling, 5xx, dropped connections): {retried}")
         lines.append(f"report: {self.report}")
         return "\n".join(lines)
 

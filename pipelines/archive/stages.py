@@ -22,7 +22,7 @@ import numpy as np
 from model import Colorizer, ImageLimits, ImageTooLargeError
 from model.encoded import EncodeRequest
 from pipelines.archive.keys import VIDEO, output_key
-from pipelines.archive.report import COLUMNS
+from pipelines.archive.report import COLUMNS, TIMINGS
 from pipelines.archive.storage import Store
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def failure(exc: BaseException) -> str:
 def _empty_row(key: str, size: int) -> dict[str, Any]:
     row: dict[str, Any] = {c: "" for c in COLUMNS}
     row.update(key=key, status="todo", bytes_in=max(size, 0), bytes_out=0, width=0, height=0)
-    row.update({t: 0.0 for t in ("fetch_ms", "decode_ms", "infer_ms", "encode_ms", "upload_ms")})
+    row.update({t: 0.0 for t in TIMINGS})
     row.update(format="", data=b"")
     return row
 
@@ -135,7 +135,7 @@ class ColorizeWorker:
     def __call__(self, batch: Rows) -> Rows:
         out = dict(batch)
         status, reason, data = batch["status"].copy(), batch["reason"].copy(), batch[_DATA].copy()
-        labels, infer_ms = batch["labels"].copy(), batch["infer_ms"].copy()
+        labels, colorize_ms = batch["labels"].copy(), batch["colorize_ms"].copy()
         width, height = batch["width"].copy(), batch["height"].copy()
         todo = np.flatnonzero(status == "todo")
         if len(todo):
@@ -144,13 +144,13 @@ class ColorizeWorker:
             results = self.colorizer.colorize_encoded(requests)
             share = elapsed_ms(start) / len(todo)
             for i, result in zip(todo, results, strict=True):
-                infer_ms[i] = share
+                colorize_ms[i] = share
                 if isinstance(result, BaseException):
                     status[i], reason[i], data[i] = "failed", failure(result), b""
                     continue
                 data[i], width[i], height[i] = result.data, result.width, result.height
                 labels[i] = ";".join(f"{name}:{p:.3f}" for name, p in result.labels)
-        out.update(status=status, reason=reason, labels=labels, infer_ms=infer_ms, width=width, height=height)
+        out.update(status=status, reason=reason, labels=labels, colorize_ms=colorize_ms, width=width, height=height)
         out[_DATA] = data
         return out
 

@@ -50,7 +50,7 @@ class VideoWorker:
                 row.update(fetch_ms=elapsed_ms(start), bytes_in=src.stat().st_size)
                 start = time.perf_counter()
                 summary = colorize_video(src, dst, self.colorizer, VideoOptions())
-                row["infer_ms"] = elapsed_ms(start)
+                row["colorize_ms"] = elapsed_ms(start)
                 start = time.perf_counter()
                 self.ctx.dst.upload(dst, row["output"])
                 row.update(upload_ms=elapsed_ms(start), bytes_out=dst.stat().st_size, status="ok")

@@ -37,7 +37,7 @@ def test_multinode_run(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-6000:]
     assert re.search(r"CPU=2 GPU=1", out) and re.search(r"CPU=1 GPU=0", out), "three distinct nodes"
     assert "24 colorized, 0 skipped" in out and "1 failed" in out
-    assert "ChromaWorker" in out and "sim_worker_a" in out and "sim_worker_b" in out
+    assert "ColorizeWorker" in out and "sim_worker_a" in out and "sim_worker_b" in out
     assert "without the API key -> 401" in out and "HTTP/1.1 200 OK" in out
     assert "Active:" in out  # ray status
     work = re.search(r"processes left under (\S+): 0", out)

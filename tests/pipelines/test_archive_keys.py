@@ -64,15 +64,17 @@ def test_config_refuses_to_write_into_the_source(tmp_path: Path) -> None:
 
 def test_resources_default_to_the_cluster() -> None:
     cpu = ArchiveConfig(src="s3://b/a", dst="s3://b/c").resolve({"CPU": 2.0})
-    assert (cpu.workers, cpu.cpus_per_worker, cpu.cpus_per_task, cpu.torch_threads) == ((1, 1), 1.0, 1.0, 1)
+    # single-threaded actors on 0.75 CPU each and I/O tasks on 0.25: two actors and the I/O fit 2 CPUs
+    assert (cpu.workers, cpu.cpus_per_worker, cpu.cpus_per_task, cpu.torch_threads) == ((1, 2), 0.75, 0.25, 1)
+    assert 2 * cpu.cpus_per_worker + cpu.cpus_per_task <= 2.0
     assert (cpu.forward_batch, cpu.io_batch_size, cpu.actor_batch) == (1, 8, 8)
-    assert ArchiveConfig(src="s3://b/a", dst="s3://b/c").resolve({"CPU": 16.0}).workers == (8, 15)
-    gpu = ArchiveConfig(src="s3://b/a", dst="s3://b/c", gpus_per_worker=0.5).resolve({"CPU": 16.0, "GPU": 2.0})
-    assert (gpu.workers, gpu.cpus_per_worker, gpu.cpus_per_task, gpu.forward_batch) == ((1, 4), 1.0, 1.0, 16)
-    assert gpu.io_batch_size == 16
+    assert ArchiveConfig(src="s3://b/a", dst="s3://b/c").resolve({"CPU": 16.0}).workers == (8, 16)
+    gpu = ArchiveConfig(src="s3://b/a", dst="s3://b/c", gpus_per_worker=0.25).resolve({"CPU": 16.0, "GPU": 2.0})
+    assert (gpu.workers, gpu.cpus_per_worker, gpu.cpus_per_task, gpu.forward_batch) == ((1, 8), 1.0, 0.25, 16)
+    assert (gpu.io_batch_size, gpu.torch_threads, gpu.prefetch_batches) == (16, 2, 2)
     mine = ArchiveConfig(src="s3://b/a", dst="s3://b/c", workers=(1, 3), cpus_per_task=2, torch_threads=4)
     mine = mine.resolve({"CPU": 8.0})
-    assert (mine.workers, mine.cpus_per_task, mine.torch_threads, mine.cpus_per_worker) == ((1, 3), 2, 4, 1.0)
+    assert (mine.workers, mine.cpus_per_task, mine.torch_threads, mine.cpus_per_worker) == ((1, 3), 2, 4, 0.75)
 
 
 def _fake_listing(n: int) -> Iterator[ObjectInfo]:
@@ -104,7 +106,7 @@ def test_listing_memory_is_flat_in_the_number_of_keys() -> None:
 def test_summary_counts_and_formats() -> None:
     summary = Summary(report="r/")
     rows: list[dict[str, Any]] = [
-        {"key": "a.jpg", "status": "ok", "bytes_in": 10, "bytes_out": 30, "width": 4, "height": 2, "infer_ms": 5.0},
+        {"key": "a.jpg", "status": "ok", "bytes_in": 10, "bytes_out": 30, "width": 4, "height": 2, "colorize_ms": 5.0},
         {"key": "b.jpg", "status": "skipped", "bytes_in": 10, "bytes_out": 30},
         {"key": "c.jpg", "status": "failed", "reason": "TruncatedImageError: image data is truncated"},
         {"key": "d.jpg", "status": "failed", "reason": "TruncatedImageError: again"},

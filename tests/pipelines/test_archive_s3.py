@@ -149,7 +149,7 @@ def test_bad_objects_are_reported_with_their_reason(archive: dict[str, Any], fir
         "UnsupportedImageError": 1,
     }
     ok = report[report["status"] == "ok"]
-    assert (ok["width"] > 0).all() and (ok["bytes_out"] > 0).all() and (ok["infer_ms"] > 0).all()
+    assert (ok["width"] > 0).all() and (ok["bytes_out"] > 0).all() and (ok["colorize_ms"] > 0).all()
 
 
 def test_source_is_never_written(archive: dict[str, Any], first_run: dict[str, Any]) -> None:
