@@ -9,6 +9,7 @@ over pages, so a caller never holds more than one page of keys.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import random
@@ -115,9 +116,11 @@ def with_retries(
     *,
     what: str = "storage call",
     sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
     """Call ``fn``; on a transient error wait (see :class:`RetryPolicy`) and try again. Permanent errors and
-    the last transient one become :class:`StorageError` naming ``what``."""
+    the last transient one become :class:`StorageError` naming ``what``. ``on_retry`` hears of every
+    transient error that is retried (the run's retry counts)."""
     for attempt in range(policy.max_attempts):
         try:
             return fn()
@@ -128,6 +131,8 @@ def with_retries(
                 raise StorageError(
                     f"{what}: {type(exc).__name__}: {exc} (gave up after {policy.max_attempts} attempts)"
                 ) from exc
+            if on_retry is not None:
+                on_retry(exc)
             sleep(policy.delay(attempt))
     raise AssertionError("unreachable")
 
@@ -296,23 +301,33 @@ def _s3_client(options: StorageOptions) -> Any:
 
 
 class S3Store:
-    """An S3 bucket prefix. ``client`` replaces the real one (tests); it is not pickled."""
+    """An S3 bucket prefix. ``client`` replaces the real one (tests); it is not pickled. ``tally`` (anything
+    with ``record(operation)``, e.g. :class:`~pipelines.archive.retry_tally.RetryTally`) counts retries."""
 
-    def __init__(self, location: Location, options: StorageOptions | None = None, client: Any = None) -> None:
+    def __init__(
+        self, location: Location, options: StorageOptions | None = None, client: Any = None, tally: Any = None
+    ) -> None:
         assert location.scheme == "s3", location
         self.location = location
         self.options = options or StorageOptions()
         self._client = client
+        self.tally = tally
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"location": self.location, "options": self.options, "_client": None}
+        return {"location": self.location, "options": self.options, "_client": None, "tally": self.tally}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"tally": None, **state})
 
     @property
     def client(self) -> Any:
         return self._client if self._client is not None else _s3_client(self.options)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        return with_retries(fn, self.options.retry, what=what)
+        operation = what.split(" ", 1)[0]  # list, head, get, put, download, upload
+        tally = self.tally
+        on_retry = None if tally is None else (lambda exc: tally.record(operation))
+        return with_retries(fn, self.options.retry, what=what, on_retry=on_retry)
 
     def _key(self, key: str) -> str:
         return self.location.prefix + key
@@ -380,8 +395,17 @@ class S3Store:
         )
 
 
-def open_store(url: str | Path | Location, options: StorageOptions | None = None) -> Store:
+def open_store(url: str | Path | Location, options: StorageOptions | None = None, tally: Any = None) -> Store:
     location = url if isinstance(url, Location) else Location.parse(url)
     if location.scheme == "s3":
-        return S3Store(location, options)
+        return S3Store(location, options, tally=tally)
     return LocalStore(location)
+
+
+def with_tally(store: Store, tally: Any) -> Store:
+    """A copy of ``store`` whose retries are counted by ``tally`` (stores without retries are returned as is)."""
+    if not hasattr(store, "tally"):
+        return store
+    counted = copy.copy(store)
+    counted.tally = tally  # type: ignore[attr-defined]
+    return counted
