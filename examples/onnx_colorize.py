@@ -11,6 +11,7 @@ RGB_TO_XYZ = np.array(
     [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
 )
 model, source, target = sys.argv[1:4]
+ort.set_default_logger_severity(3)  # the graph's optional style input (an initializer) is intended: no warning
 session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 gain = float(session.get_modelmeta().custom_metadata_map.get("chroma_gain", 1.0))  # the card's calibrated gain
 srgb = np.asarray(Image.open(source).convert("RGB"), np.float64) / 255.0
