@@ -173,6 +173,8 @@ def start_server(args: argparse.Namespace) -> str:
     config = config.model_copy(update={"applications": [app]})
     if args.throughput_optimized:  # Ray Serve's documented fast path (gRPC between replicas, ...): set it
         os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"  # before Ray starts, so every Serve actor sees it
+    if getattr(args, "haproxy", False):  # HAProxy instead of Serve's Python proxy as the HTTP ingress
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
     ray.init(include_dashboard=False, log_to_driver=False, namespace="serve")
     deploy(config)
     return f"http://127.0.0.1:{config.http_options.port}"
@@ -256,6 +258,9 @@ def main() -> None:
     parser.add_argument("--batch-wait", type=float, help="override the config's batch_wait_timeout_s")
     parser.add_argument(
         "--throughput-optimized", action="store_true", help="start Ray with RAY_SERVE_THROUGHPUT_OPTIMIZED=1"
+    )
+    parser.add_argument(
+        "--haproxy", action="store_true", help="start Ray with RAY_SERVE_ENABLE_HA_PROXY=1 (HAProxy ingress)"
     )
     parser.add_argument("--out", help="also write the markdown table to this file")
     args = parser.parse_args()

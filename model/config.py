@@ -17,7 +17,7 @@ from typing import Any
 STRIDE = 8
 
 
-WORKING_SIZE = 512  # default longest side the network sees (PredictorConfig.working_size)
+WORKING_SIZE = 768  # default longest side the network sees (PredictorConfig.working_size): BENCHMARKS.md
 MAX_CHROMA_GAIN = 4.0  # largest a*b* multiplier any entry point accepts
 
 
