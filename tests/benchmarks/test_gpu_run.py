@@ -21,7 +21,8 @@ def test_smoke_runs_every_part(tmp_path: Path) -> None:
         assert result["status"] == "ok", (part, result.get("stderr"))
         assert result["rows"], part
     network = record["parts"]["network"]["rows"]
-    assert {row["working size"] for row in network} == {PredictorConfig.working_size, "full"} and all(r["images/s"] > 0 for r in network)
+    assert {row["working size"] for row in network} == {PredictorConfig.working_size, "full"}
+    assert all(r["images/s"] > 0 for r in network)
     assert record["parts"]["bulk"]["rows"][0]["ok"] == 8
     assert all(row["errors"] == 0 for row in record["parts"]["api"]["rows"])
     assert "## api: ok" in (tmp_path / "gpu_run-smoke.md").read_text()
