@@ -88,6 +88,21 @@ def test_backend_and_opset_are_checked() -> None:
     assert build_parser().parse_args(["image", "a.jpg", "--out", "o", "--backend", "onnxruntime"]).backend
 
 
+def test_bulk_job_and_api_pass_the_backend_through(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from pipelines.archive import ArchiveConfig
+    from services.model_deployment import ModelArgs
+
+    config = ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), backend="onnxruntime")
+    assert config.colorizer_factory().config.backend == "onnxruntime"  # what each inference actor builds
+    with pytest.raises(ValueError, match="backend"):
+        ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), backend="tf")
+    assert ModelArgs.model_validate({"backend": "onnxruntime"}).backend == "onnxruntime"
+    with pytest.raises(ValidationError):
+        ModelArgs.model_validate({"backend": "tf"})
+
+
 @pytest.mark.slow
 def test_exported_graph_is_valid_dynamic_and_carries_the_card(shipped_graph: Path) -> None:
     model = onnx.load(str(shipped_graph))
