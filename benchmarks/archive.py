@@ -11,7 +11,7 @@ which is why wall time and steady state (after the first results) are reported s
     python benchmarks/archive.py                                   # CPU, tiny preset, 1024x768
     python benchmarks/archive.py --preset paper --images 12        # the published network's width
     python benchmarks/archive.py --device cuda --preset paper --images 2000 --model-images 512 \\
-        --loop-threads 0 --repeats 1                               # GPU host: 1 actor/GPU, 2 actors/GPU
+        --loop-threads 0 --repeats 1                               # GPU host: 1 actor/GPU, 4 actors/GPU
     python benchmarks/archive.py --fake-keys 100000                # driver memory with 100k keys
 """
 
@@ -142,7 +142,7 @@ def parse_config(text: str) -> tuple[str, dict[str, Any]]:
         if key == "workers":
             lo, _, hi = value.partition(",")
             values[key] = (int(lo), int(hi or lo))
-        elif key in {"torch_threads", "batch_size", "io_batch_size", "io_threads"}:
+        elif key in {"torch_threads", "batch_size", "io_batch_size", "io_threads", "prefetch_batches"}:
             values[key] = int(value)
         else:
             values[key] = float(value)
@@ -151,15 +151,16 @@ def parse_config(text: str) -> tuple[str, dict[str, Any]]:
 
 GPU_CONFIGS = (
     "1 actor per GPU:gpus_per_worker=1",
-    "2 actors per GPU:gpus_per_worker=0.5:workers=2,2",
+    "4 actors per GPU:gpus_per_worker=0.25:workers=4,4",
 )
 DEFAULT_CONFIGS = (
-    # The defaults for CPU inference on 2 CPUs: one single-threaded actor, codec tasks on the other CPU.
+    # The defaults for CPU inference on 2 CPUs: single-threaded actors doing the whole pixel path (1 to 2 of
+    # them, 0.75 CPU each), I/O tasks of 0.25 CPU beside them.
     "defaults",
-    # Two single-threaded actors, actors and tasks reserving half a CPU each: inference on both cores.
-    "2 actors x 1 thread:workers=2,2:torch_threads=1:cpus_per_worker=0.5:cpus_per_task=0.5",
-    # One actor using both cores for the network; decode/encode tasks squeeze in between.
-    "1 actor x 2 threads:workers=1,1:torch_threads=2:cpus_per_worker=1:cpus_per_task=0.5",
+    # Two single-threaded actors from the start.
+    "2 actors x 1 thread:workers=2,2",
+    # One actor using both cores (network and recombination kernel); I/O tasks beside it.
+    "1 actor x 2 threads:workers=1,1:torch_threads=2:cpus_per_worker=1.5",
 )
 
 

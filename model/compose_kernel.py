@@ -19,6 +19,7 @@ import numpy as np
 
 from model.color import _XYZ_TO_RGB, D65_WHITE, _linear_to_srgb8_lut
 
+numba: Any
 try:
     import numba
     from numba import njit, prange

@@ -74,9 +74,10 @@ def _decode(colorizer: Colorizer, requests: Sequence[EncodeRequest]) -> tuple[li
     from_gpu = {on_gpu[j]: value for j, value in decoded.items()}
     for i, request in enumerate(requests):
         try:
+            lum: Any
             if i in from_gpu:
-                image, lum = from_gpu[i]
-                lum = gpu_codecs.downscale(lum, request.max_side)
+                image, on_device = from_gpu[i]
+                lum = gpu_codecs.downscale(on_device, request.max_side)
             else:
                 image = downscale(decode_image(request.data, colorizer.config.limits), request.max_side)
                 lum = image.lightness
@@ -101,12 +102,12 @@ def _styles(colorizer: Colorizer, items: list[_Item], errors: dict[int, Any]) ->
     return kept
 
 
-def _colorize(colorizer: Colorizer, items: list[_Item]) -> list[Any]:
+def _colorize(colorizer: Colorizer, items: list[_Item]) -> tuple[list[Any], list[list[tuple[str, float]]]]:
     """8-bit sRGB for each item (numpy, or device tensors when a GPU encoder takes them) and labels."""
-    styled = [it.style is not None for it in items]
-    style = np.stack([it.style for it in items]) if all(styled) else None
-    if any(styled) and not all(styled):
+    vectors = [it.style for it in items if it.style is not None]
+    if vectors and len(vectors) != len(items):
         raise ValueError("a batch mixes styled and plain requests")  # the caller splits them
+    style = np.stack(vectors) if vectors else None
     return colorizer.colorize_planes([it.lightness for it in items], style, keep_on_device=True)
 
 
@@ -164,8 +165,8 @@ def run_encoded(colorizer: Colorizer, requests: Sequence[EncodeRequest]) -> list
             results[item.index] = _encode(item, rgb, labels, encoder)
         except Exception as exc:
             errors[item.index] = _failure(exc)
-    for i, exc in errors.items():
-        results[i] = exc
+    for i, error in errors.items():
+        results[i] = error
     missing = [i for i, r in enumerate(results) if r is None]
     for i in missing:  # cannot happen; never answer a request with nothing
         results[i] = UnsupportedImageError("the image was left unprocessed")

@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from model import ColorizeError, ImageLimits, ImageTooLargeError
+from model import ColorizeError, ImageLimits, ImageTooLargeError, NotAnImageError
 from model.imageio import ImageHeader, probe_image
 from services.errors import ApiError
 
@@ -102,6 +102,8 @@ def check_headers(upload: Upload, limits: ImageLimits) -> ImageHeader:
     if upload.style is not None:
         try:
             probe_image(upload.style, limits)
+        except NotAnImageError:
+            raise NotAnImageError("the style image is not in any supported image format") from None
         except ColorizeError as exc:
             raise type(exc)(f"the style image: {exc}") from None
     return header

@@ -135,6 +135,7 @@ class ColorizeWorker:
     def __call__(self, batch: Rows) -> Rows:
         out = dict(batch)
         status, reason, data = batch["status"].copy(), batch["reason"].copy(), batch[_DATA].copy()
+        output = batch["output"].copy()
         labels, colorize_ms = batch["labels"].copy(), batch["colorize_ms"].copy()
         width, height = batch["width"].copy(), batch["height"].copy()
         todo = np.flatnonzero(status == "todo")
@@ -146,11 +147,12 @@ class ColorizeWorker:
             for i, result in zip(todo, results, strict=True):
                 colorize_ms[i] = share
                 if isinstance(result, BaseException):
-                    status[i], reason[i], data[i] = "failed", failure(result), b""
+                    status[i], reason[i], data[i], output[i] = "failed", failure(result), b"", ""
                     continue
                 data[i], width[i], height[i] = result.data, result.width, result.height
                 labels[i] = ";".join(f"{name}:{p:.3f}" for name, p in result.labels)
-        out.update(status=status, reason=reason, labels=labels, colorize_ms=colorize_ms, width=width, height=height)
+        out.update(status=status, reason=reason, output=output, labels=labels, colorize_ms=colorize_ms)
+        out.update(width=width, height=height)
         out[_DATA] = data
         return out
 
