@@ -30,7 +30,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from model.color import srgb8_to_ab, srgb8_to_lightness
-from model.compose import compose_lab
+from model.compose import ChromaGrid, compose
 from model.imageio import DecodedImage
 
 METRICS = ("psnr", "ssim", "colorfulness", "delta_cf", "auc")
@@ -100,7 +100,7 @@ def constant_ab(lightness: np.ndarray, ab: Sequence[float]) -> np.ndarray:
     h, w = lightness.shape
     half = np.empty((2, (h + 1) // 2, (w + 1) // 2), dtype=np.float32)
     half[0], half[1] = ab[0], ab[1]
-    return compose_lab(lightness, half)
+    return compose(lightness, half, ChromaGrid(h, w), "bilinear")
 
 
 def evaluate(

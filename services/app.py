@@ -9,26 +9,24 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import Callable
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
-import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
-from starlette.concurrency import run_in_threadpool
 
 from model import ImageLimits
+from model.encoded import EncodeRequest
 from services import processing
 from services.admission import Admission
 from services.errors import OverloadedError, UnauthorizedError, install_error_handlers
 from services.metrics import MetricsMiddleware, ServiceMetrics
-from services.model_deployment import ChromaReply, ChromaRequest
+from services.model_deployment import ColorizeReply
 from services.pixel_budget import check_pixel_budget
 from services.schemas import (
     COLORIZE_REQUEST_BODY,
@@ -42,8 +40,6 @@ from services.schemas import (
 from services.security import install_security
 from services.settings import OutputFormat, Settings
 
-T = TypeVar("T")
-STYLE_MAX_SIDE = 1024  # the global path sees a small square copy; a larger reference only costs transfer
 _NAME_SAFE = " ()-_.,:;/+=&@"  # a model name may keep these
 _LABEL_SAFE = " ()-_./"  # a label may not keep "," or "=", which separate labels and scores
 
@@ -82,7 +78,7 @@ class ColorizeIngress:
         """Graceful stop (``colorize serve`` on SIGTERM): refuse new colorizations, report those in flight."""
         return self.admission.drain()
 
-    async def predict(self, request: ChromaRequest) -> ChromaReply:
+    async def predict(self, request: EncodeRequest) -> ColorizeReply:
         return await self._call(self.model.predict.remote(request))
 
     @staticmethod
@@ -175,53 +171,38 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
         body = await processing.read_body(request, settings.max_body_bytes)
         upload = await processing.parse_upload(request, body)
         check_pixel_budget(settings.pixel_budget, upload.image, upload.style)  # 413 from headers, nothing decoded
-        small = len(body) <= settings.inline_max_bytes
-        image, style = await _cpu(small, _decode_upload, upload, ingress.limits, max_side)
-        fmt = processing.negotiate_format(format, request.headers.get("accept"), image.format, settings.default_format)
-        decoded_at = time.perf_counter()
+        header = processing.check_headers(upload, ingress.limits)  # 400/413/415 before the model sees anything
+        fmt = processing.negotiate_format(format, request.headers.get("accept"), header.format, settings.default_format)
+        checked_at = time.perf_counter()
         reply = await ingress.predict(
-            ChromaRequest(lightness=image.lightness.astype(np.float16), style=style),
+            EncodeRequest(upload.image, format=fmt, quality=quality, max_side=max_side, style=upload.style)
         )
-        predicted_at = time.perf_counter()
-        small = image.lightness.size <= settings.inline_max_pixels
-        data = await _cpu(small, processing.render, image, reply.ab, fmt, quality, settings.upsample)
+        if reply.error is not None:
+            raise reply.error  # a domain error: the error table answers it (4xx)
+        assert reply.image is not None
         done = time.perf_counter()
-        ingress.metrics.stage.labels("decode").observe(decoded_at - start)
-        ingress.metrics.stage.labels("model").observe(predicted_at - decoded_at)
-        ingress.metrics.stage.labels("encode").observe(done - predicted_at)
+        ingress.metrics.stage.labels("check").observe(checked_at - start)
+        ingress.metrics.stage.labels("model").observe(done - checked_at)
         ingress.metrics.batch_size.observe(reply.batch_size)
-        headers = {
-            "X-Model": _header_value(reply.model, _NAME_SAFE),
-            "X-Model-Trained": "true" if reply.trained else "false",
-            "X-Scene-Labels": ", ".join(f"{_header_value(n, _LABEL_SAFE)}={p:.4f}" for n, p in reply.labels),
-            "X-Batch-Size": str(reply.batch_size),
-            "Server-Timing": (
-                f"decode;dur={(decoded_at - start) * 1e3:.1f}, model;dur={(predicted_at - decoded_at) * 1e3:.1f}, "
-                f"network;dur={reply.model_seconds * 1e3:.1f}, encode;dur={(done - predicted_at) * 1e3:.1f}"
-            ),
-            "Content-Disposition": f'inline; filename="colorized.{processing.EXTENSIONS[fmt]}"',
-            "Cache-Control": "no-store",
-        }
-        return Response(data, media_type=processing.MEDIA_TYPES[fmt], headers=headers)
+        headers = _headers(reply, fmt, start, checked_at, done)
+        return Response(reply.image.data, media_type=processing.MEDIA_TYPES[fmt], headers=headers)
 
     return app
 
 
-async def _cpu(inline: bool, fn: Callable[..., T], *args: Any) -> T:
-    """Run CPU work for a small image on the event loop (a thread hop costs more than the work), and for a
-    large one in the thread pool, so the replica keeps answering meanwhile."""
-    return fn(*args) if inline else await run_in_threadpool(fn, *args)
-
-
-def _decode_upload(
-    upload: processing.Upload, limits: ImageLimits, max_side: int | None
-) -> tuple[Any, np.ndarray | None]:
-    image = processing.downscale(processing.decode(upload.image, limits, "image"), max_side)
-    style = None
-    if upload.style is not None:
-        reference = processing.downscale(processing.decode(upload.style, limits, "style image"), STYLE_MAX_SIDE)
-        style = reference.lightness.astype(np.float16)
-    return image, style
+def _headers(reply: ColorizeReply, fmt: str, start: float, checked_at: float, done: float) -> dict[str, str]:
+    return {
+        "X-Model": _header_value(reply.model, _NAME_SAFE),
+        "X-Model-Trained": "true" if reply.trained else "false",
+        "X-Scene-Labels": ", ".join(f"{_header_value(n, _LABEL_SAFE)}={p:.4f}" for n, p in reply.labels),
+        "X-Batch-Size": str(reply.batch_size),
+        "Server-Timing": (
+            f"check;dur={(checked_at - start) * 1e3:.1f}, model;dur={(done - checked_at) * 1e3:.1f}, "
+            f"batch;dur={reply.model_seconds * 1e3:.1f}"
+        ),
+        "Content-Disposition": f'inline; filename="colorized.{processing.EXTENSIONS[fmt]}"',
+        "Cache-Control": "no-store",
+    }
 
 
 def _auth_dependency(settings: Settings) -> Any:

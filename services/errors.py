@@ -21,6 +21,7 @@ from model.errors import (
     EmptyImageError,
     ImageTooLargeError,
     InvalidImageError,
+    NotAnImageError,
     TruncatedImageError,
     UnsupportedImageError,
 )
@@ -36,10 +37,6 @@ class ApiError(Exception):
         self.status = status
         self.detail = detail
         self.headers = headers or {}
-
-
-class NotAnImageError(InvalidImageError):
-    """The body is in no image format at all (e.g. text or JSON), as opposed to a damaged image."""
 
 
 class UnauthorizedError(Exception):
