@@ -12,6 +12,7 @@ implementation in :mod:`model.compose` is used instead, with the same results wi
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -25,6 +26,12 @@ try:
     from numba import njit, prange
 except ImportError:  # pragma: no cover - exercised on hosts without numba
     numba = None
+else:
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba's own thread pool, not OpenMP: torch's OpenMP threads spin after each parallel region, and two
+        # OpenMP pools spinning on a small machine starve each other (measured: the kernel and the guided
+        # filter's box sums both slowed 2x with numba on OpenMP beside torch).
+        numba.config.THREADING_LAYER = "workqueue"
 
 GAMUT_STEPS = 7  # bisection steps on the chroma scale: 1/128 of the predicted chroma, as lab_to_srgb8 uses
 _LOCK = threading.Lock()  # numba's default thread pool runs one parallel kernel at a time
