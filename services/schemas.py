@@ -69,8 +69,12 @@ IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "corrupt, truncated or empty image; malformed multipart"},
     401: {"model": ErrorBody, "description": "missing or wrong API key (only when a key is configured)"},
     406: {"model": ErrorBody, "description": "Accept allows no image type the API writes"},
-    413: {"model": ErrorBody, "description": "body or pixel count over the configured limit"},
+    413: {"model": ErrorBody, "description": "body, pixel count or per-request pixel budget over its limit"},
     415: {"model": ErrorBody, "description": "not an image, or an image mode the model cannot read"},
     422: {"model": ErrorBody, "description": "bad parameters"},
-    503: {"model": ErrorBody, "description": "queue full: retry after Retry-After seconds"},
+    503: {
+        "model": ErrorBody,
+        "description": "over the latency budget (OverloadedError) or stopping (ShuttingDownError): retry after "
+        "Retry-After seconds",
+    },
 }
