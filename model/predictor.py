@@ -23,15 +23,17 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from model import gpu_codecs
 from model.checkpoint import load_checkpoint
 from model.color import denormalize_ab, normalize_lightness
 from model.compose import ChromaGrid, compose, compose_batch, resize_area
 from model.config import DEFAULT_PRESET, STRIDE, PredictorConfig, get_preset
+from model.device import resolve_device
 from model.encoded import EncodedImage, EncodeRequest, run_encoded
 from model.errors import ColorizeError
+from model.families import build_model
 from model.imageio import DecodedImage, decode_image, encode_image, lightness_of, output_format
 from model.network import count_parameters
-from model.registry import build_model
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +73,6 @@ class ColorizedImage:
         )
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was requested but no CUDA device is available")
-    return device
-
-
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda" or precision == "fp32":
         return None
@@ -109,7 +102,7 @@ class Colorizer:
         self.trained = trained
         self.weights_path = weights_path
         if self.config.backend == "onnxruntime":  # the optional `onnx` extra, imported only when asked for
-            from model.onnx_backend import as_onnx_network
+            from model.export import as_onnx_network
 
             network = as_onnx_network(network, self.card, str(self.device))  # type: ignore[assignment]
         self.network = network.eval().to(self.device)
@@ -168,6 +161,10 @@ class Colorizer:
             "device": str(self.device),
             "precision": str(self.autocast_dtype or torch.float32).replace("torch.", ""),
             "chroma_gain": self.chroma_gain,
+            "backend": self.config.backend,
+            "working_size": self.config.working_size,
+            "upsample": self.config.upsample,
+            "codecs": "nvjpeg" if gpu_codecs.available(self.device) else "pil",
             "config": net_cfg.to_dict() if net_cfg is not None else None,
         }
 

@@ -26,5 +26,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"parameters: {info['parameters']:,}")
     print(f"weights:    {info['weights'] or 'none (randomly initialised)'}")
     print(f"trained:    {info['trained']}")
-    print(f"device:     {info['device']} ({info['precision']})")
+    print(f"device:     {info['device']} ({info['precision']}, {info['backend']}, codecs: {info['codecs']})")
+    print(f"pixel path: working size {info['working_size'] or 'full'}, {info['upsample']} upsampling, "
+          f"chroma gain {info['chroma_gain']:g}")
     return 0
