@@ -58,7 +58,7 @@ def summarise(stats: list[tuple[float, float, float, float]], cast: float) -> di
 
 def _photos(args: argparse.Namespace) -> list[np.ndarray]:
     from model.checkset import check_set
-    from model.evaluation import read_images
+    from model.photos import read_images
     from model.training.data import IMAGE_SUFFIXES
 
     if args.check_set:

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from model import Colorizer, PredictorConfig
     from model.checkset import check_set
-    from model.evaluation import evaluate_report, read_samples
+    from model.evaluation import evaluate_report
+    from model.photos import read_samples
     from model.training.data import load_source
 
     colorizers = {}

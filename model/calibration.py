@@ -93,7 +93,7 @@ def calibrate_chroma_gain(
 
 def calibrate_checkpoint(
     weights: str | Path,
-    data: str | Path,
+    photos: Sequence[Path],
     *,
     split: str = "train",
     limit: int = 500,
@@ -103,31 +103,18 @@ def calibrate_checkpoint(
     out: str | Path | None = None,
     device: str = "auto",
 ) -> Calibration:
-    """Calibrate the checkpoint ``weights`` on ``limit`` random photos of ``data``'s ``split`` and store the
-    gain and the sweep in its card (in place, or in ``out``)."""
-    import torch
-
-    from model.checkpoint import load_checkpoint, save_checkpoint
+    """Calibrate the checkpoint ``weights`` on ``limit`` random ones of ``photos`` (the paths of a data source's
+    ``split``, recorded in the card) and store the gain and the sweep in its card (in place, or in ``out``)."""
+    from model.checkpoint import update_card
     from model.config import PredictorConfig
-    from model.evaluation import read_images
+    from model.photos import read_images
     from model.predictor import Colorizer
-    from model.training.data import load_source
 
-    paths = [s.path for s in load_source(data).split(split)]
+    paths = list(photos)
     if not paths:
-        raise ValueError(f"{data}: no images in split {split!r}")
+        raise ValueError(f"no images in split {split!r}")
     random.Random(seed).shuffle(paths)
     colorizer = Colorizer.from_pretrained(weights, config=PredictorConfig(device=device, chroma_gain=1.0))
     result = calibrate_chroma_gain(colorizer, read_images(paths[:limit], max_side), max_psnr_drop=max_psnr_drop)
-    ckpt = load_checkpoint(weights)
-    card = {**ckpt.card, "chroma_gain": result.gain, "calibration": {"split": split, **result.to_dict()}}
-    half = any(t.dtype == torch.float16 for t in ckpt.state_dict.values())
-    save_checkpoint(
-        out or weights,
-        ckpt.build(),
-        family=ckpt.family,
-        config=ckpt.config,
-        card=card,
-        dtype=torch.float16 if half else None,
-    )
+    update_card(weights, {"chroma_gain": result.gain, "calibration": {"split": split, **result.to_dict()}}, out=out)
     return result

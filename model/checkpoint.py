@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from model.errors import CheckpointError
-from model.registry import build_model, get_family
+from model.families import build_model, get_family
 
 FORMAT_VERSION = "1"
 
@@ -48,14 +48,28 @@ def save_checkpoint(
     dtype: torch.dtype | None = None,
 ) -> Path:
     """Write weights (optionally cast, e.g. to fp16 for shipping) with config and card to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {}
     for key, value in model.state_dict().items():
         tensor = value.detach().cpu().contiguous()
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)
         state[key] = tensor
+    return _write(Path(path), state, family=family, config=config, card=card)
+
+
+def update_card(path: str | Path, changes: dict[str, Any], *, out: str | Path | None = None) -> dict[str, Any]:
+    """Merge ``changes`` into the card of the checkpoint at ``path`` and rewrite it (in place, or as ``out``);
+    the weights are written back exactly as stored (same tensors, same dtypes). Returns the new card."""
+    ckpt = load_checkpoint(path)
+    card = {**ckpt.card, **changes}
+    _write(Path(out or path), ckpt.state_dict, family=ckpt.family, config=ckpt.config, card=card)
+    return card
+
+
+def _write(
+    path: Path, state: dict[str, torch.Tensor], *, family: str, config: Any, card: dict[str, Any] | None
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         "format_version": FORMAT_VERSION,
         "family": family,

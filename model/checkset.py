@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from model.evaluation import fit_max_side
+from model.photos import fit_max_side
 
 NATURAL_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 

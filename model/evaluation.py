@@ -22,11 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from PIL import Image
 from skimage.metrics import structural_similarity
 
 from model.color import srgb8_to_ab, srgb8_to_lightness
@@ -36,6 +35,7 @@ from model.imageio import DecodedImage
 METRICS = ("psnr", "ssim", "colorfulness", "delta_cf", "auc")
 AUC_THRESHOLDS = np.arange(0, 151, dtype=np.float64)  # a*b* error thresholds 0..150, as in Zhang et al.
 PSNR_CAP = 100.0
+T = TypeVar("T")
 
 
 def psnr(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -160,7 +160,8 @@ def evaluate_report(
     rows = [*colorizers, "greyscale", "mean_ab"]
     if len(set(rows)) != len(rows):
         raise ValueError("model names must differ from each other and from the baselines")
-    overall, by_source, skipped = _Group(rows), {}, 0
+    overall, skipped = _Group(rows), 0
+    by_source: dict[str, _Group] = {}
     for batch in batched(images, batch_size):
         photos = [_split_photo(p) for p in batch]
         kept = [(src, rgb) for src, rgb in photos if not is_greyscale(rgb)]
@@ -203,9 +204,9 @@ def mean_ab_of(images: Iterable[Photo]) -> tuple[float, float]:
     return round(float(mean[0]), 3), round(float(mean[1]), 3)
 
 
-def batched(images: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+def batched(images: Iterable[T], size: int) -> Iterator[list[T]]:
     """Lists of at most ``size`` items, streamed."""
-    batch: list[np.ndarray] = []
+    batch: list[T] = []
     for image in images:
         batch.append(image)
         if len(batch) == size:
@@ -213,14 +214,6 @@ def batched(images: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
             batch = []
     if batch:
         yield batch
-
-
-def fit_max_side(image: Image.Image, max_side: int | None) -> np.ndarray:
-    """8-bit RGB array of ``image``, downscaled (Lanczos) so that its longer side is at most ``max_side``."""
-    image = image.convert("RGB")
-    if max_side and max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return np.asarray(image, dtype=np.uint8)
 
 
 def format_table(report: dict[str, Any], title: str = "") -> str:
@@ -283,28 +276,3 @@ def markdown_table(rows: dict[str, dict[str, float]], truth_cf: float) -> str:
         )
     out.append(f"| ground truth | | | {truth_cf:.2f} | | |")
     return "\n".join(out)
-
-
-def read_images(paths: Iterable[Any], max_side: int | None, skipped: list[str] | None = None) -> Iterator[np.ndarray]:
-    """Decode colour photos (upright, RGB, at most ``max_side``); unreadable files are skipped and listed in
-    ``skipped``."""
-    from model.training.data import open_rgb
-
-    for path in paths:
-        try:
-            image = open_rgb(path)
-        except (OSError, ValueError) as exc:
-            if skipped is not None:
-                skipped.append(f"{path}: {exc}")
-            continue
-        yield fit_max_side(image, max_side)
-
-
-def read_samples(
-    samples: Iterable[Any], max_side: int | None, skipped: list[str] | None = None
-) -> Iterator[tuple[str, np.ndarray]]:
-    """Like :func:`read_images` for :class:`model.training.data.Sample` s: ``(source, rgb)`` pairs, so the
-    report has one row per source."""
-    for sample in samples:
-        for rgb in read_images([sample.path], max_side, skipped):
-            yield sample.source, rgb

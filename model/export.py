@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from model.config import FusionConfig
-from model.network import FusionColorizer, count_parameters
-from model.onnx_backend import INPUT, METADATA_FORMAT, OUTPUTS, STYLE_INPUT, OnnxFusionNetwork
+from model.network import FusionNetwork, count_parameters
+from model.onnx_backend import DEFAULT_OPSET, INPUT, METADATA_FORMAT, OUTPUTS, STYLE_INPUT, OnnxFusionNetwork
 
-DEFAULT_OPSET = 18
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "COLORIZE_ONNX_CACHE"  # where graphs exported on the fly are kept (default ~/.cache/...)
 MIN_OPSET = 18  # Resize gained its antialias attribute in opset 18
 
 
@@ -40,7 +44,7 @@ class _Graph(nn.Module):
     no control flow in the graph, and exactly (a copy, no arithmetic).
     """
 
-    def __init__(self, network: FusionColorizer) -> None:
+    def __init__(self, network: FusionNetwork) -> None:
         super().__init__()
         self.network = network
 
@@ -87,7 +91,7 @@ def _quiet_exporter() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _trace(network: FusionColorizer, opset: int) -> Any:
+def _trace(network: FusionNetwork, opset: int) -> Any:
     """The ONNX model proto of ``network`` with dynamic batch, height, width and number of style vectors."""
     cfg = network.config
     # An example that is not the global square, so the resize to it is traced rather than skipped.
@@ -125,7 +129,7 @@ def export_onnx(
 
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET} (antialiased Resize), got {opset}")
-    if not isinstance(network, FusionColorizer):
+    if not isinstance(network, FusionNetwork):
         raise ValueError(f"only the fusion network can be exported to ONNX, not {type(network).__name__}")
     work = copy.deepcopy(network).float().cpu().eval()
     with _quiet_exporter():
@@ -157,3 +161,38 @@ def max_ab_difference(network: nn.Module, onnx_network: OnnxFusionNetwork, heigh
         expected, _ = network.eval()(x)
     got, _ = onnx_network(x)
     return float((got - expected).abs().max()) * 256.0  # normalised [0, 1] spans 256 a*b* units
+
+
+def cache_dir() -> Path:
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "let-there-be-color" / "onnx"
+
+
+def network_key(network: nn.Module, config: FusionConfig, card: dict[str, Any]) -> str:
+    """Content hash of weights, architecture and card: the cache key of an exported graph."""
+    digest = hashlib.sha256(f"{METADATA_FORMAT}/{DEFAULT_OPSET}/{torch.__version__}".encode())
+    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    digest.update(json.dumps(card, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def as_onnx_network(network: Any, card: dict[str, Any], device: str = "cpu") -> OnnxFusionNetwork:
+    """``network`` for the onnxruntime backend: an exported graph as is; a torch fusion network exported to
+    ONNX (once per distinct set of weights: the graph is cached under :func:`cache_dir`, as exporting takes
+    seconds and every Ray actor or Serve replica would otherwise repeat it)."""
+    if isinstance(network, OnnxFusionNetwork):
+        return network
+    config = getattr(network, "config", None)
+    if not isinstance(config, FusionConfig):
+        raise ValueError(f"the onnxruntime backend runs the fusion network only, not {type(network).__name__}")
+    path = cache_dir() / f"{network_key(network, config, card)}.onnx"
+    if not path.is_file():
+        log.info("exporting the network to ONNX: %s", path)
+        export_onnx(network, path, card=card)
+    return OnnxFusionNetwork.load(path, device=device)

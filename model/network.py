@@ -1,6 +1,6 @@
 """The global + local fusion colorization network (Iizuka, Simo-Serra & Ishikawa, SIGGRAPH 2016).
 
-One module per sub-network, each built from a :class:`FusionConfig`. The top-level :class:`FusionColorizer`
+One module per sub-network, each built from a :class:`FusionConfig`. The top-level :class:`FusionNetwork`
 exposes its stages (``local_features``, ``global_features``, ``fuse_and_decode``) so the predictor can swap
 the global vector for style transfer and shot-level video colorization.
 """
@@ -130,7 +130,7 @@ class ClassificationHead(nn.Module):
         return self.layers(hidden)  # (B, num_classes) logits
 
 
-class FusionColorizer(nn.Module):
+class FusionNetwork(nn.Module):
     """The whole network. Input: L*/100 in ``(B, 1, H, W)`` with H, W multiples of 8."""
 
     def __init__(self, cfg: FusionConfig) -> None:

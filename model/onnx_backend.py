@@ -15,16 +15,14 @@ Outputs: ``ab`` ``(B, 2, H/2, W/2)`` normalised a*b* in [0, 1], ``logits`` ``(B,
 ``own_global_vector`` ``(B, G)``. The square copy the global path sees is resized inside the graph (an ONNX
 ``Resize`` with antialiasing, like the torch model's), so a caller needs nothing but the L* plane.
 
-Only ``onnxruntime``, ``numpy`` and ``torch`` are imported here; exporting (``onnx``, ``onnxscript``) happens in
-:mod:`model.export`, imported only when a torch network has to be converted.
+Only ``onnxruntime``, ``numpy`` and ``torch`` are imported here; exporting (``onnx``, ``onnxscript``) and the
+cache of graphs exported on the fly live in :mod:`model.export`, which imports this module (never the reverse).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from model.config import FusionConfig, PredictorConfig
+from model.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ INPUT = "lightness"
 STYLE_INPUT = "global_vector"
 OUTPUTS = ("ab", "logits", "own_global_vector")
 METADATA_FORMAT = "1"  # the "format" key of the metadata; bumped when inputs, outputs or keys change
-CACHE_ENV = "COLORIZE_ONNX_CACHE"  # where graphs exported on the fly are kept (default ~/.cache/...)
+DEFAULT_OPSET = 18  # the opset graphs are exported with (part of the cache key of graphs exported on the fly)
 
 
 def _ort() -> Any:
@@ -135,49 +134,9 @@ class OnnxFusionNetwork:
         yield torch.zeros(1).expand(self.parameter_count)
 
 
-def cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV)
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "let-there-be-color" / "onnx"
-
-
-def network_key(network: nn.Module, config: FusionConfig, card: dict[str, Any]) -> str:
-    """Content hash of weights, architecture and card: the cache key of an exported graph."""
-    from model.export import DEFAULT_OPSET
-
-    digest = hashlib.sha256(f"{METADATA_FORMAT}/{DEFAULT_OPSET}/{torch.__version__}".encode())
-    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
-    digest.update(json.dumps(card, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(network.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:32]
-
-
-def as_onnx_network(network: Any, card: dict[str, Any], device: str = "cpu") -> OnnxFusionNetwork:
-    """``network`` for the onnxruntime backend: an exported graph as is; a torch fusion network exported to
-    ONNX (once per distinct set of weights: the graph is cached under :func:`cache_dir`, as exporting takes
-    seconds and every Ray actor or Serve replica would otherwise repeat it)."""
-    if isinstance(network, OnnxFusionNetwork):
-        return network
-    config = getattr(network, "config", None)
-    if not isinstance(config, FusionConfig):
-        raise ValueError(f"the onnxruntime backend runs the fusion network only, not {type(network).__name__}")
-    path = cache_dir() / f"{network_key(network, config, card)}.onnx"
-    if not path.is_file():
-        from model.export import export_onnx
-
-        log.info("exporting the network to ONNX: %s", path)
-        export_onnx(network, path, card=card)
-    return OnnxFusionNetwork.load(path, device=device)
-
-
 def load_onnx(weights: str | Path, config: PredictorConfig | None) -> tuple[OnnxFusionNetwork, PredictorConfig]:
     """An ``.onnx`` file given as weights: its network, and the predictor config switched to this backend."""
     import dataclasses
 
     config = dataclasses.replace(config or PredictorConfig(), backend="onnxruntime")
-    device = config.device if config.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
-    return OnnxFusionNetwork.load(weights, device=device), config
+    return OnnxFusionNetwork.load(weights, device=str(resolve_device(config.device))), config

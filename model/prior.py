@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model.config import FusionConfig
-from model.network import FusionColorizer, _init_weights, conv_bn_relu, fc_bn_relu
+from model.network import FusionNetwork, _init_weights, conv_bn_relu, fc_bn_relu
 from model.registry import Family, register_family
 
 PRIOR_DIM = 1280  # EfficientNet-Lite0's pooled embedding (the input of its ImageNet classifier)
@@ -103,7 +103,7 @@ class PriorFusion(nn.Module):
         return self.mix(torch.cat((mid, tiled), dim=1))
 
 
-class PriorFusionColorizer(FusionColorizer):
+class PriorFusionNetwork(FusionNetwork):
     """The fusion network whose global vector also carries a pretrained backbone's embedding.
 
     The global vector is ``(B, 2 x 256w)``: Iizuka's own, then the projected prior, so style transfer and
@@ -122,7 +122,7 @@ class PriorFusionColorizer(FusionColorizer):
     def global_dim(self) -> int:
         return self.config.ch(256) * 2
 
-    def train(self, mode: bool = True) -> PriorFusionColorizer:
+    def train(self, mode: bool = True) -> PriorFusionNetwork:
         super().train(mode)
         if not self.config.prior_trainable:
             self.prior.eval()  # frozen: ImageNet batch-norm statistics, not the batch's
@@ -150,5 +150,5 @@ def load_pretrained_prior(model: nn.Module) -> None:
 
 
 register_family(
-    Family("prior", PriorConfig.from_dict, PriorFusionColorizer, dict(PRIOR_PRESETS), load_pretrained_prior)
+    Family("prior", PriorConfig.from_dict, PriorFusionNetwork, dict(PRIOR_PRESETS), load_pretrained_prior)
 )

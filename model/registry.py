@@ -1,24 +1,18 @@
-"""Model families by name. Each family has a config dataclass (with ``to_dict``/``from_dict``) and a builder.
+"""The registry mechanism: a family has a name, a config dataclass (with ``to_dict``/``from_dict``) and a
+builder; registering a name twice fails loudly.
 
-Fails loudly on unknown or duplicate names. Checkpoints store the family name, so the predictor can rebuild
-any registered network, e.g. the fusion network or the comparison baselines trained by ``colorize train``.
+This module imports no network, so the family modules (:mod:`model.network`, :mod:`model.baselines`,
+:mod:`model.prior`) can register themselves here without an import cycle. Look families up through
+:mod:`model.families`, which imports every built-in family first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from torch import nn
-
-from model.config import PRESETS, FusionConfig
-
-
-class ModelConfig(Protocol):
-    name: str
-
-    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -42,32 +36,13 @@ def register_family(family: Family) -> Family:
     return family
 
 
-def get_family(name: str) -> Family:
-    _ensure_builtin()
+def lookup(name: str) -> Family:
+    """The registered family ``name``, among those whose modules were imported (see :mod:`model.families`)."""
     try:
         return _FAMILIES[name]
     except KeyError:
         raise ValueError(f"unknown model family {name!r}; registered: {sorted(_FAMILIES)}") from None
 
 
-def families() -> list[str]:
-    _ensure_builtin()
+def registered() -> list[str]:
     return sorted(_FAMILIES)
-
-
-def build_model(family: str, config: Any) -> nn.Module:
-    return get_family(family).build(config)
-
-
-def _ensure_builtin() -> None:
-    if "fusion" in _FAMILIES:
-        return
-    from model.network import FusionColorizer
-
-    register_family(Family("fusion", FusionConfig.from_dict, FusionColorizer, dict(PRESETS)))
-    for module in ("model.baselines", "model.prior"):  # comparison baselines, the pretrained-prior family
-        try:
-            __import__(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise

@@ -27,11 +27,15 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from model.calibration import calibrate_checkpoint
     from model.errors import CheckpointError
+    from model.training.data import load_source
 
     try:
+        photos = [s.path for s in load_source(args.data).split(args.split)]
+        if not photos:
+            raise ValueError(f"{args.data}: no images in split {args.split!r}")
         result = calibrate_checkpoint(
             args.weights,
-            args.data,
+            photos,
             split=args.split,
             limit=args.limit,
             max_psnr_drop=args.max_psnr_drop,

@@ -50,7 +50,8 @@ def mean_ab_for(colorizer: Any, source: Any, eval_paths: list[Path]) -> tuple[tu
 
 def _eval_data(args: argparse.Namespace, colorizer: Any) -> tuple[dict[str, Any], str] | int:
     """The report on ``--data`` and its table's title, or an exit status when the data is unusable."""
-    from model.evaluation import evaluate, read_samples
+    from model.evaluation import evaluate
+    from model.photos import read_samples
     from model.training.data import load_source
 
     try:

@@ -13,7 +13,7 @@ from torch import nn
 from model.network import count_parameters
 from model.training.config import TrainConfig
 from model.training.data import DataSource
-from model.training.state import Progress
+from model.training.state import TrainingProgress
 from model.training.stats import DataStats
 
 ARCHITECTURES = {
@@ -80,7 +80,7 @@ def build_card(
     source: DataSource,
     train_count: int,
     stats: DataStats,
-    progress: Progress,
+    progress: TrainingProgress,
     device: torch.device,
     class_names: tuple[str, ...],
     loss_text: str,

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from model.color import normalize_ab, normalize_lightness, rgb_to_lab
+from model.photos import open_rgb
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +116,6 @@ def _scan_folder(root: Path) -> DataSource:
             continue  # images outside the split folders belong to no split
         samples.append(Sample(path, split, parts[0] if parts else "", parts[0] if parts else ""))
     return DataSource(root, tuple(samples), digest.hexdigest(), "folder")
-
-
-def open_rgb(path: Path) -> Image.Image:
-    """Decode one photo upright as 8-bit RGB (training data, not user input: no byte or pixel limits)."""
-    with Image.open(path) as image:
-        upright = ImageOps.exif_transpose(image) or image
-        return upright.convert("RGB")
 
 
 def random_crop(image: Image.Image, size: int, rng: random.Random, min_scale: float = 0.5) -> Image.Image:

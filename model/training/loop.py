@@ -28,13 +28,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model.baselines import ABQuantizer
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.registry import build_model, get_family
+from model.checkpoint import load_checkpoint, save_checkpoint, update_card
+from model.device import resolve_device
+from model.families import build_model, get_family
 from model.training.card import build_card, card_markdown
 from model.training.config import TrainConfig
 from model.training.data import DataSource, PhotoDataset, lab_batch, load_source
 from model.training.losses import Batch, FamilyLoss, build_loss
-from model.training.state import Progress, load_state, save_state
+from model.training.state import TrainingProgress, load_state, save_state
 from model.training.stats import DataStats, compute_stats
 
 log = logging.getLogger(__name__)
@@ -49,14 +50,8 @@ STATS_SIZE = 128  # data statistics use central squares of this side, whatever t
 @dataclass
 class TrainResult:
     checkpoint: Path
-    progress: Progress
+    progress: TrainingProgress
     card: dict[str, Any]
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def model_config(family: str, preset: str, class_names: tuple[str, ...]) -> Any:
@@ -95,7 +90,7 @@ def _batches(loader: DataLoader) -> Iterator[Any]:
         yield from loader
 
 
-def _lr_factor(cfg: TrainConfig, progress: Progress) -> float:
+def _lr_factor(cfg: TrainConfig, progress: TrainingProgress) -> float:
     warm = min(1.0, (progress.step + 1) / max(cfg.warmup_steps, 1))
     done = progress.seconds / (cfg.minutes * 60.0)
     if cfg.max_steps:
@@ -103,7 +98,7 @@ def _lr_factor(cfg: TrainConfig, progress: Progress) -> float:
     return warm * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0))))
 
 
-def _finished(cfg: TrainConfig, progress: Progress) -> bool:
+def _finished(cfg: TrainConfig, progress: TrainingProgress) -> bool:
     out_of_time = progress.seconds >= cfg.minutes * 60.0
     return out_of_time or (cfg.max_steps is not None and progress.step >= cfg.max_steps)
 
@@ -113,7 +108,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     source = load_source(cfg.data)
@@ -145,7 +140,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             cache / f"stats-{source.digest[:12]}-{cfg.split}{subset}-q{ABQuantizer(10.0).num_bins}.safetensors",
             device,
         )
-        progress = Progress()
+        progress = TrainingProgress()
 
     model = build_model(cfg.family, net_cfg)
     init_pretrained = get_family(cfg.family).init_pretrained
@@ -194,8 +189,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     if cfg.calibrate_images > 0:
         from model.calibration import calibrate_checkpoint
 
+        photos = [s.path for s in source.split(cfg.split)]
         gain = calibrate_checkpoint(
-            path, cfg.data, split=cfg.split, limit=cfg.calibrate_images, max_psnr_drop=cfg.max_psnr_drop,
+            path, photos, split=cfg.split, limit=cfg.calibrate_images, max_psnr_drop=cfg.max_psnr_drop,
             max_side=cfg.eval_max_side, seed=cfg.seed, device=str(device),
         ).gain
         log.info("chroma gain %.2f (calibrated on %d %s photos)", gain, cfg.calibrate_images, cfg.split)
@@ -214,7 +210,7 @@ def _run(
     class_names: tuple[str, ...],
     teacher: torch.Tensor | None,
     device: torch.device,
-    progress: Progress,
+    progress: TrainingProgress,
     out: Path,
     stats: DataStats,
     meta: dict[str, Any],
@@ -299,19 +295,17 @@ def _evaluate_export(
     if not eval_samples:
         return None
     from model.config import PredictorConfig
-    from model.evaluation import evaluate, read_samples
+    from model.evaluation import evaluate
+    from model.photos import read_samples
     from model.predictor import Colorizer
 
     colorizer = Colorizer.from_pretrained(path, config=PredictorConfig(device=str(device)))
     report = evaluate(colorizer, read_samples(eval_samples, cfg.eval_max_side), stats.mean_ab)
-    ckpt = load_checkpoint(path)
-    card = dict(ckpt.card)
-    card["eval"] = {
+    evaluation = {
         "split": cfg.eval_split,
         "images": len(eval_samples),
         "max_side": cfg.eval_max_side,
         **report,
         "command": f"colorize eval --data {cfg.data} --split {cfg.eval_split} --weights {path}",
     }
-    save_checkpoint(path, ckpt.build(), family=ckpt.family, config=ckpt.config, card=card, dtype=torch.float16)
-    return card
+    return update_card(path, {"eval": evaluation})

@@ -20,7 +20,7 @@ STATE_FORMAT = "train-state-1"
 
 
 @dataclass
-class Progress:
+class TrainingProgress:
     step: int = 0
     images: int = 0
     seconds: float = 0.0  # training time spent so far (all runs)
@@ -33,7 +33,7 @@ def save_state(
     loss: nn.Module,
     optimizer: torch.optim.Optimizer,
     stats: DataStats,
-    progress: Progress,
+    progress: TrainingProgress,
     meta: dict[str, Any],
 ) -> None:
     tensors: dict[str, torch.Tensor] = {}
@@ -60,7 +60,7 @@ def save_state(
 @dataclass
 class LoadedState:
     tensors: dict[str, torch.Tensor]
-    progress: Progress
+    progress: TrainingProgress
     stats: DataStats
     param_groups: list[dict[str, Any]]
     meta: dict[str, Any]
@@ -90,7 +90,7 @@ def load_state(path: Path) -> LoadedState:
         ab_histogram=tensors.pop("stats.ab_histogram"),
         images=stats_meta["images"],
     )
-    progress = Progress(**json.loads(metadata.pop("progress")))
+    progress = TrainingProgress(**json.loads(metadata.pop("progress")))
     groups = json.loads(metadata.pop("param_groups"))
     metadata.pop("format")
     meta = {k: json.loads(v) for k, v in metadata.items()}

@@ -39,7 +39,7 @@ def _part_path(dst: Path) -> Path:
     return dst.with_name(f".{dst.stem}.part{dst.suffix}")
 
 
-class _FilmColorizer:
+class _FilmPass:
     """Per-film state of the colorizing pass: shot tracking, style vectors and the chroma filter."""
 
     def __init__(self, colorizer: Any, options: VideoOptions, track: StyleTrack | None, fps: float) -> None:
@@ -119,7 +119,7 @@ def colorize_video(
                 if bar:
                     bar.close()
             analysed = time.perf_counter()
-            state = _FilmColorizer(colorizer, options, track, float(info.fps))
+            state = _FilmPass(colorizer, options, track, float(info.fps))
             bar = _progress_bar(progress, info.frames, "colorizing")
             batch: list[Frame] = []
 

@@ -20,7 +20,6 @@ from model.evaluation import (
     constant_ab,
     evaluate,
     evaluate_models,
-    fit_max_side,
     format_table,
     is_greyscale,
     markdown_sources,
@@ -28,6 +27,7 @@ from model.evaluation import (
     psnr,
     ssim,
 )
+from model.photos import fit_max_side
 from tests.imagegen import colour_photo, encode
 
 GREY = (128, 128, 128)

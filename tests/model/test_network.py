@@ -6,18 +6,18 @@ import pytest
 import torch
 
 from model.config import PRESETS, FusionConfig, get_preset
-from model.network import FusionColorizer, count_parameters
+from model.network import FusionNetwork, count_parameters
 
 
 def test_paper_parameter_count() -> None:
-    model = FusionColorizer(get_preset("paper"))
+    model = FusionNetwork(get_preset("paper"))
     # 42.4M as published (205 Places classes); batch-norm scale/shift included.
     assert count_parameters(model) == pytest.approx(42.4e6, rel=0.002)
 
 
 def test_paper_stage_shapes() -> None:
     cfg = get_preset("paper")
-    model = FusionColorizer(cfg).eval()
+    model = FusionNetwork(cfg).eval()
     x = torch.rand(2, 1, 96, 128)
     with torch.no_grad():
         low = model.low(x)
@@ -42,7 +42,7 @@ def test_paper_stage_shapes() -> None:
 
 
 def test_low_level_weights_are_shared_by_both_paths() -> None:
-    model = FusionColorizer(get_preset("test"))
+    model = FusionNetwork(get_preset("test"))
     low_params = {id(p) for p in model.low.parameters()}
     others = {id(p) for name, m in model.named_children() if name != "low" for p in m.parameters()}
     assert low_params and not low_params & others
@@ -50,7 +50,7 @@ def test_low_level_weights_are_shared_by_both_paths() -> None:
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_build_and_run_any_size(name: str) -> None:
-    model = FusionColorizer(get_preset(name)).eval()
+    model = FusionNetwork(get_preset(name)).eval()
     with torch.no_grad():
         ab, logits = model(torch.rand(1, 1, 40, 24))
     assert ab.shape == (1, 2, 20, 12)
@@ -58,9 +58,9 @@ def test_presets_build_and_run_any_size(name: str) -> None:
 
 
 def test_width_and_classes_are_config_fields() -> None:
-    small = count_parameters(FusionColorizer(get_preset("paper", width=0.5)))
-    assert small < count_parameters(FusionColorizer(get_preset("paper"))) / 3
-    assert FusionColorizer(get_preset("test", num_classes=3)).classifier.layers[-1].out_features == 3
+    small = count_parameters(FusionNetwork(get_preset("paper", width=0.5)))
+    assert small < count_parameters(FusionNetwork(get_preset("paper"))) / 3
+    assert FusionNetwork(get_preset("test", num_classes=3)).classifier.layers[-1].out_features == 3
 
 
 def test_config_validation_and_round_trip() -> None:
@@ -75,7 +75,7 @@ def test_config_validation_and_round_trip() -> None:
 
 
 def test_style_vector_replaces_own_global_features() -> None:
-    model = FusionColorizer(get_preset("test")).eval()
+    model = FusionNetwork(get_preset("test")).eval()
     x = torch.rand(1, 1, 32, 32)
     with torch.no_grad():
         own, _ = model.global_features(x)

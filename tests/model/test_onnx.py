@@ -28,7 +28,7 @@ from PIL import Image
 from model import Colorizer, PredictorConfig
 from model.config import get_preset
 from model.imageio import lightness_of
-from model.network import FusionColorizer
+from model.network import FusionNetwork
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -80,7 +80,7 @@ def test_backend_and_opset_are_checked() -> None:
     with pytest.raises(ValueError, match="backend"):
         PredictorConfig(backend="tensorflow")
     with pytest.raises(ValueError, match="opset"):
-        export_onnx(FusionColorizer(get_preset("test")), opset=17)  # Resize has no antialias before 18
+        export_onnx(FusionNetwork(get_preset("test")), opset=17)  # Resize has no antialias before 18
     from colorize.cli import build_parser
 
     with pytest.raises(SystemExit):
@@ -154,7 +154,7 @@ def test_random_weights_match_torch_without_the_shipped_file(onnx_cache: Path) -
     """A preset with random weights, exported on the fly by the predictor: no dependence on the shipped file."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1234)
-        network = FusionColorizer(get_preset("test")).eval()
+        network = FusionNetwork(get_preset("test")).eval()
     torch_colorizer = Colorizer(network, trained=False)
     onnx_colorizer = Colorizer(network, trained=False, config=ONNX_RT)
     assert len(list(onnx_cache.glob("*.onnx"))) == 1  # exported once, into the cache

@@ -13,7 +13,7 @@ from model import CheckpointError, Colorizer, PredictorConfig, decode_image
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.color import srgb8_to_lightness
 from model.config import get_preset
-from model.network import FusionColorizer
+from model.network import FusionNetwork
 from tests import imagegen
 
 
@@ -71,7 +71,7 @@ def test_style_transfer_changes_chroma(test_colorizer: Colorizer) -> None:
 
 def test_labels_come_back_as_metadata(tmp_path: Path) -> None:
     names = tuple(f"scene{i}" for i in range(8))
-    net = FusionColorizer(get_preset("test", class_names=names))
+    net = FusionNetwork(get_preset("test", class_names=names))
     path = save_checkpoint(
         tmp_path / "c.safetensors", net, family="fusion", config=net.config, card={"name": "t"}
     )
@@ -82,7 +82,7 @@ def test_labels_come_back_as_metadata(tmp_path: Path) -> None:
 
 
 def test_checkpoint_round_trip_fp16(tmp_path: Path) -> None:
-    net = FusionColorizer(get_preset("test")).eval()
+    net = FusionNetwork(get_preset("test")).eval()
     path = save_checkpoint(
         tmp_path / "w.safetensors",
         net,

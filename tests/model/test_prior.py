@@ -12,8 +12,8 @@ from PIL import Image
 
 from model import Colorizer, PredictorConfig
 from model.checkpoint import load_checkpoint, save_checkpoint
-from model.prior import PRIOR_PRESETS, PriorConfig, PriorFusionColorizer, lightness_to_grey_srgb, load_pretrained_prior
-from model.registry import build_model, families, get_family
+from model.families import build_model, families, get_family
+from model.prior import PRIOR_PRESETS, PriorConfig, PriorFusionNetwork, lightness_to_grey_srgb, load_pretrained_prior
 from tests.imagegen import colour_photo, gradient
 
 
@@ -48,7 +48,7 @@ def test_forward_shapes_at_odd_sizes(size: tuple[int, int]) -> None:
 
 def test_pretrained_backbone_is_loaded_and_stays_frozen() -> None:
     model = build_model("prior", PRIOR_PRESETS["test"])
-    assert isinstance(model, PriorFusionColorizer)
+    assert isinstance(model, PriorFusionNetwork)
     load_pretrained_prior(model)
     before = {k: v.clone() for k, v in model.prior.state_dict().items()}
     assert not any(p.requires_grad for p in model.prior.parameters())
