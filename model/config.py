@@ -7,9 +7,7 @@ variants for CPU use. Checkpoints carry ``to_dict()`` so a model is always rebui
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 # The encoder downsamples three times by 2 (low-level network), so inputs are padded to a multiple of 8;
@@ -70,10 +68,6 @@ class FusionConfig:
         if "class_names" in values:
             values["class_names"] = tuple(values["class_names"])
         return cls(**values)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> FusionConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 PRESETS: dict[str, FusionConfig] = {

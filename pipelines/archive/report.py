@@ -189,7 +189,7 @@ class ReportWriter:
         self.store.put(f"{self.prefix}{self.run_id}/summary.json", json.dumps(summary.to_dict(), indent=2).encode())
 
 
-class Progress:
+class ProgressBar:
     """A tqdm bar over objects with ok/skipped/failed counts (the total is unknown while listing streams)."""
 
     def __init__(self, enabled: bool, total: int | None = None) -> None:
@@ -244,3 +244,8 @@ def load_summaries(where: str, storage: StorageOptions | None = None) -> list[di
     store = open_store(where, storage)
     found = [o.key for o in store.iter_objects() if o.key.endswith("/summary.json")]
     return [json.loads(store.get(k)) for k in sorted(found)]
+
+
+# The old name, for pipelines/archive/pipeline.py until it imports ProgressBar (it was being edited elsewhere when
+# this class was renamed); remove with that import.
+Progress = ProgressBar

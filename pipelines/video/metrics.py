@@ -152,9 +152,3 @@ def video_warping_error(
             frames["source"] = np.repeat(guide[..., None], 3, axis=-1)
         meter.add(guide, frames, new_shot=index in cut_set)  # type: ignore[arg-type]
     return meter
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio (dB) of two uint8 images of the same shape."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)

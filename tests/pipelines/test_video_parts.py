@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.video import VideoOptions
 from pipelines.video.cuts import CutDetector
-from pipelines.video.metrics import WarpingError, psnr, visible_mask, warping_error
+from pipelines.video.metrics import WarpingError, visible_mask, warping_error
 from pipelines.video.temporal import ChromaStabiliser, ShotStyles, StyleTrack, half_resolution
 
 
@@ -126,12 +126,6 @@ def test_visible_mask_excludes_pixels_that_leave_the_frame() -> None:
     backward = -forward
     mask = visible_mask(forward, backward)
     assert mask[:, :24].all() and not mask[:, 26:].any()
-
-
-def test_psnr() -> None:
-    a = np.full((4, 4, 3), 100, np.uint8)
-    assert psnr(a, a) == float("inf")
-    assert psnr(a, a + 10) == pytest.approx(10 * np.log10(255**2 / 100))
 
 
 @pytest.mark.parametrize(
