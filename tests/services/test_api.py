@@ -173,3 +173,18 @@ def test_unusual_but_valid_images(client: Any, make: Any) -> None:
     r = client.post("/v1/colorize?format=png", content=data)
     assert r.status_code == 200, r.text
     assert_colorized(data, r.content, "png")
+
+
+def test_the_api_gives_the_predictors_pixels(client: Any) -> None:
+    """The model deployment runs the predictor's own bytes-to-bytes call: the answer is exactly what
+    ``colorize_encoded`` (and so the CLI and the bulk job) gives for the same body, EXIF orientation included."""
+    from model import Colorizer, EncodeRequest, PredictorConfig
+
+    predictor = Colorizer.from_pretrained(preset="test", config=PredictorConfig(device="cpu"))
+    for body in (GREY, imagegen.exif_rotated_jpeg(), imagegen.rgba_png()):
+        r = client.post("/v1/colorize", params={"format": "png"}, content=body)
+        assert r.status_code == 200, r.text
+        (expected,) = predictor.colorize_encoded([EncodeRequest(body, format="png")])
+        got = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA"), np.int16)
+        want = np.asarray(Image.open(io.BytesIO(expected.data)).convert("RGBA"), np.int16)
+        assert got.shape == want.shape and np.abs(got - want).max() <= 1
