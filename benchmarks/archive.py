@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from colorize.commands.demo import sample_photos
+from colorize.samples import sample_photos
 from model.imageio import output_format
 from pipelines.archive import ArchiveConfig, Location, ObjectInfo, StorageOptions, open_store, run_archive
 
