@@ -19,7 +19,7 @@ import numpy as np
 
 from pipelines.video.cuts import CutDetector
 from pipelines.video.errors import InvalidVideoError
-from pipelines.video.io import Frame, Transcoder, probe, read_frames
+from pipelines.video.io import Frame, Transcoder, VideoInfo, probe, read_frames
 from pipelines.video.options import VideoOptions
 from pipelines.video.temporal import ChromaStabiliser, ShotStyles, StyleTrack, analyse
 
@@ -114,33 +114,11 @@ def colorize_video(
     try:
         with Transcoder(src, part, options) as transcoder:
             if options.uses_shot_style and colorizer.global_dim > 0:  # baselines have no global path
-                bar = _progress_bar(progress, info.frames, "analysing")
-                track = analyse(read_frames(src), colorizer, options, bar.update if bar else None)
-                if bar:
-                    bar.close()
+                track = _analyse(src, colorizer, options, _progress_bar(progress, info.frames, "analysing"))
             analysed = time.perf_counter()
-            state = _FilmPass(colorizer, options, track, float(info.fps))
+            film = _FilmPass(colorizer, options, track, float(info.fps))
             bar = _progress_bar(progress, info.frames, "colorizing")
-            batch: list[Frame] = []
-
-            def flush() -> None:
-                if not batch:
-                    return
-                for rgb, frame in zip(state(batch), batch, strict=True):
-                    transcoder.write(rgb, frame)
-                    if on_frame is not None:
-                        on_frame(rgb, frame)
-                if bar:
-                    bar.update(len(batch))
-                batch.clear()
-
-            for frame in transcoder.frames():
-                batch.append(frame)
-                if len(batch) >= options.batch_size:
-                    flush()
-            flush()
-            if bar:
-                bar.close()
+            _colorize_frames(transcoder, film, options.batch_size, bar, on_frame)
             frames = transcoder.frames_written
             dropped = list(transcoder.dropped)
         if frames == 0:
@@ -152,7 +130,22 @@ def colorize_video(
     finally:
         if track is not None:
             track.close()
-    seconds = time.perf_counter() - started
+    return _summary(src, dst, info, film, frames, dropped, (started, analysed, time.perf_counter()))
+
+
+def _summary(
+    src: Path,
+    dst: Path,
+    info: VideoInfo,
+    film: _FilmPass,
+    frames: int,
+    dropped: list[str],
+    times: tuple[float, float, float],
+) -> dict[str, Any]:
+    """What :func:`colorize_video` returns; ``times``: when the run started, finished analysing, and ended."""
+    started, analysed, ended = times
+    seconds = ended - started
+    track, options, colorizer = film.track, film.options, film.colorizer
     out = probe(dst)
     return {
         "input": str(src),
@@ -166,7 +159,7 @@ def colorize_video(
         "audio_streams": out.audio_streams,
         "subtitle_streams": out.subtitle_streams,
         "dropped_streams": dropped,
-        "shots": state.shots,
+        "shots": film.shots,
         "cuts": sorted(track.cuts) if track is not None else None,
         "temporal": options.temporal,
         "seconds": round(seconds, 3),
@@ -175,3 +168,41 @@ def colorize_video(
         "model": colorizer.model_name,
         "trained": bool(colorizer.trained),
     }
+
+
+def _analyse(src: Path, colorizer: Any, options: VideoOptions, bar: Any) -> StyleTrack:
+    """The first pass: shot cuts and per-shot style vectors over the whole film (see :func:`analyse`)."""
+    track = analyse(read_frames(src), colorizer, options, bar.update if bar else None)
+    if bar:
+        bar.close()
+    return track
+
+
+def _colorize_frames(
+    transcoder: Transcoder,
+    film: _FilmPass,
+    batch_size: int,
+    bar: Any,
+    on_frame: Callable[[np.ndarray, Frame], None] | None,
+) -> None:
+    """The second pass: decoded frames in batches of ``batch_size`` through ``film``, written as they come."""
+    batch: list[Frame] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        for rgb, frame in zip(film(batch), batch, strict=True):
+            transcoder.write(rgb, frame)
+            if on_frame is not None:
+                on_frame(rgb, frame)
+        if bar:
+            bar.update(len(batch))
+        batch.clear()
+
+    for frame in transcoder.frames():
+        batch.append(frame)
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    if bar:
+        bar.close()
