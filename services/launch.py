@@ -64,7 +64,11 @@ def with_http(config: ServeDeploySchema, host: str | None = None, port: int | No
 def deploy(config: ServeDeploySchema, timeout_s: float = 180.0) -> None:
     """Start Serve with the config's HTTP options (if it is not running yet), deploy every application and
     wait until all are RUNNING. Raises ``RuntimeError`` with Serve's message if one fails to deploy."""
-    from ray.serve._private.api import serve_start  # what `serve run FILE` uses; Ray is pinned in pyproject
+    # A private API, on purpose: Ray has no public Python call that deploys a ServeDeploySchema with its
+    # deployment overrides (replicas, autoscaling, actor options). `serve.run` takes an Application and drops
+    # them; `serve deploy` and the REST API need the dashboard. `serve run FILE` itself does exactly this, and
+    # tests/services/test_launch.py pins these names and signatures, so a Ray upgrade that moves them fails there.
+    from ray.serve._private.api import serve_start
 
     client = serve_start(
         http_options=config.http_options.model_dump(),
