@@ -38,7 +38,7 @@ from PIL import Image
 
 from model import Colorizer, DecodedImage, PredictorConfig
 from model.color import lab_to_rgb, srgb8_to_lightness
-from model.evaluation import psnr  # identical frames count as 100 dB, as in every other table
+from model.metrics import psnr  # identical frames count as 100 dB, as in every other table
 from pipelines.video import VideoOptions, colorize_video
 from pipelines.video.io import read_frames
 from pipelines.video.metrics import video_warping_error

@@ -26,7 +26,7 @@ from PIL import Image
 
 from model import Colorizer, PredictorConfig
 from model.color import srgb8_to_lightness
-from model.evaluation import colorfulness, psnr
+from model.metrics import colorfulness, psnr
 from model.photos import read_images
 
 RESULTS = Path(__file__).resolve().parent / "results"

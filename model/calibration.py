@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from model.evaluation import batched, colorfulness, psnr
+from model.evaluation import batched
+from model.metrics import colorfulness, psnr
 
 DEFAULT_GAINS = tuple(round(1.0 + 0.05 * i, 2) for i in range(21))  # 1.00, 1.05, ..., 2.00
 

@@ -26,7 +26,7 @@ MODEL_LAYERS: tuple[tuple[str, ...], ...] = (
     ("model.checkpoint",),
     (
         "model.imageio", "model.gpu_codecs", "model.compose", "model.encoded", "model.onnx_backend", "model.export",
-        "model.photos",
+        "model.photos", "model.metrics",
     ),
     ("model.predictor",),
     ("model.evaluation", "model.calibration", "model.checkset"),

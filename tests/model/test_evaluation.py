@@ -14,19 +14,8 @@ from PIL import Image
 
 from colorize.cli import main
 from model.color import srgb8_to_lightness
-from model.evaluation import (
-    ab_error_auc,
-    colorfulness,
-    constant_ab,
-    evaluate,
-    evaluate_models,
-    format_table,
-    is_greyscale,
-    markdown_sources,
-    mean_ab_of,
-    psnr,
-    ssim,
-)
+from model.evaluation import constant_ab, evaluate, evaluate_models, format_table, markdown_sources, mean_ab_of
+from model.metrics import ab_error_auc, colorfulness, is_greyscale, psnr, ssim
 from model.photos import fit_max_side
 from tests.imagegen import colour_photo, encode
 
