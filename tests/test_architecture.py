@@ -25,8 +25,14 @@ MODEL_LAYERS: tuple[tuple[str, ...], ...] = (
     ("model.families",),  # the catalog: imports every family
     ("model.checkpoint",),
     (
-        "model.imageio", "model.gpu_codecs", "model.compose", "model.encoded", "model.onnx_backend", "model.export",
-        "model.photos", "model.metrics",
+        "model.imageio",
+        "model.gpu_codecs",
+        "model.compose",
+        "model.encoded",
+        "model.onnx_backend",
+        "model.export",
+        "model.photos",
+        "model.metrics",
     ),
     ("model.predictor",),
     ("model.evaluation", "model.calibration", "model.checkset"),
@@ -40,7 +46,16 @@ ALLOWED_UPWARD = {
     ("model.prior", "model.training.teacher"),
 }
 FORBIDDEN_IN_MODEL = (
-    "ray", "fastapi", "starlette", "uvicorn", "boto3", "botocore", "pipelines", "services", "colorize", "benchmarks",
+    "ray",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "boto3",
+    "botocore",
+    "pipelines",
+    "services",
+    "colorize",
+    "benchmarks",
     "tests",
 )
 
