@@ -101,7 +101,8 @@ def main() -> None:
     print(f"\n25 MP / 1 MP end to end: {result['ratio']:.2f}x (target <= 8x)")
     RESULTS.mkdir(exist_ok=True)
     record = {"machine": machine, "args": vars(args), **result}
-    (RESULTS / f"scale-{args.working_size}.json").write_text(json.dumps(record, indent=2) + "\n")
+    name = f"scale-{args.working_size}-{args.threads}t.json"
+    (RESULTS / name).write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
