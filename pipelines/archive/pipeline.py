@@ -22,7 +22,7 @@ from model import Colorizer
 from pipelines.archive.config import REPORT_FOLDER, ArchiveConfig
 from pipelines.archive.keys import KeyListing, is_video, output_key, select
 from pipelines.archive.manifest import iter_manifest
-from pipelines.archive.report import Progress, ReportWriter, Summary, new_run_id
+from pipelines.archive.report import ProgressBar, ReportWriter, Summary, new_run_id
 from pipelines.archive.retry_tally import RetryTally
 from pipelines.archive.stages import ColorizeWorker, StageContext, fetch, upload
 from pipelines.archive.storage import ObjectInfo, StorageError, Store, open_store, with_tally
@@ -164,7 +164,7 @@ def _drain(
     dataset: Any,
     summary: Summary,
     writer: ReportWriter,
-    bar: Progress,
+    bar: ProgressBar,
     start: float,
     progress: Callable[[Summary], None] | None,
 ) -> int:
@@ -215,29 +215,16 @@ def run_archive(
         return dry_run(config, src_store=src, dst_store=dst)
     _check_source(config, src)
     factory = colorizer_factory or config.colorizer_factory()
-    run_id = new_run_id()
-    if config.report is None:
-        writer = ReportWriter(dst, REPORT_FOLDER + "/", run_id)
-    else:
-        writer = ReportWriter(open_store(config.report_location, config.storage), "", run_id)
-    summary = Summary(run_id=run_id, src=src.location.url, dst=dst.location.url, report=writer.url)
+    writer = _report_writer(config, dst)
+    summary = Summary(run_id=writer.run_id, src=src.location.url, dst=dst.location.url, report=writer.url)
     ensure_ray()
     import ray
 
-    tally = RetryTally.start(run_id)  # storage retries anywhere in the cluster, for the summary
+    tally = RetryTally.start(writer.run_id)  # storage retries anywhere in the cluster, for the summary
     src, dst, writer.store = with_tally(src, tally), with_tally(dst, tally), with_tally(writer.store, tally)
-
     config = config.resolve(ray.cluster_resources())
-    lo, hi = config.workers or (1, 1)
-    log.info(
-        "inference: %s actors, each %g GPU, %g CPU, %d torch thread(s); %d image(s) per forward pass",
-        lo if lo == hi else f"{lo} to {hi}",
-        config.gpus_per_worker,
-        config.cpus_per_worker,
-        config.torch_threads,
-        config.forward_batch,
-    )
-    bar = Progress(config.progress)
+    _log_resources(config)
+    bar = ProgressBar(config.progress)
     start = time.perf_counter()
     try:
         with _quiet_ray_data():
@@ -258,6 +245,26 @@ def run_archive(
     summary.seconds = time.perf_counter() - start
     _close(writer, summary, tally)
     return summary
+
+
+def _report_writer(config: ArchiveConfig, dst: Store) -> ReportWriter:
+    """The run's report: under DST's report folder, or the folder ``--report`` names."""
+    run_id = new_run_id()
+    if config.report is None:
+        return ReportWriter(dst, REPORT_FOLDER + "/", run_id)
+    return ReportWriter(open_store(config.report_location, config.storage), "", run_id)
+
+
+def _log_resources(config: ArchiveConfig) -> None:
+    lo, hi = config.workers or (1, 1)
+    log.info(
+        "colorize actors: %s, each %g GPU, %g CPU, %d torch thread(s); %d image(s) per forward pass",
+        lo if lo == hi else f"{lo} to {hi}",
+        config.gpus_per_worker,
+        config.cpus_per_worker,
+        config.torch_threads,
+        config.forward_batch,
+    )
 
 
 def _close(writer: ReportWriter, summary: Summary, tally: RetryTally) -> None:

@@ -244,8 +244,3 @@ def load_summaries(where: str, storage: StorageOptions | None = None) -> list[di
     store = open_store(where, storage)
     found = [o.key for o in store.iter_objects() if o.key.endswith("/summary.json")]
     return [json.loads(store.get(k)) for k in sorted(found)]
-
-
-# The old name, for pipelines/archive/pipeline.py until it imports ProgressBar (it was being edited elsewhere when
-# this class was renamed); remove with that import.
-Progress = ProgressBar
