@@ -35,8 +35,8 @@ class Settings(BaseSettings):
     # How long /readyz waits for the model deployment before it answers "not ready".
     ready_timeout_s: float = Field(5.0, gt=0)
     # Admission (services/admission.py): a colorization is accepted only if the work already admitted ahead
-    # of it (queue depth x measured service time per image) should finish within this many seconds, so an
-    # accepted request waits at most about this long; others get an immediate JSON 503 with Retry-After.
+    # of it (queue depth x measured service time per image) and its own should be done within this many
+    # seconds; others get an immediate JSON 503 with Retry-After.
     latency_budget_s: float = Field(2.0, gt=0)
     # Hard bound on colorizations admitted at once per ingress replica (whatever the measured speed), kept
     # below Serve's own bounds in deploy/serve.yaml so that the API, not Serve, always refuses first.

@@ -12,18 +12,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-
-class _Counts:
-    """The actor's state (also the in-process fallback)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def add(self, operation: str, n: int = 1) -> None:
-        self.counts[operation] += n
-
-    def totals(self) -> dict[str, int]:
-        return dict(self.counts)
+from pipelines.counts import Counts
 
 
 class RetryTally:
@@ -31,7 +20,7 @@ class RetryTally:
 
     def __init__(self, actor: Any = None) -> None:
         self._actor = actor
-        self._local = _Counts()
+        self._local = Counts()
         self._lock = threading.Lock()
 
     @classmethod
@@ -39,7 +28,7 @@ class RetryTally:
         """A counter actor for this run (owned by the driver: it goes when the driver goes)."""
         import ray
 
-        actor = ray.remote(num_cpus=0, max_restarts=0)(_Counts).options(name=f"colorize-retries-{run_id}").remote()
+        actor = ray.remote(num_cpus=0, max_restarts=0)(Counts).options(name=f"colorize-retries-{run_id}").remote()
         return cls(actor)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -38,9 +38,9 @@ def admission(clock: Clock, **settings: float) -> tuple[Admission, CollectorRegi
 
 def serve_sequentially(a: Admission, clock: Clock, n: int, seconds: float) -> None:
     for _ in range(n):
-        a.admit()
+        admitted = a.admit()
         clock.now += seconds
-        a.release()
+        a.release(admitted)
 
 
 def test_service_time_is_busy_time_per_completion() -> None:
@@ -62,20 +62,20 @@ def test_admits_while_the_expected_wait_fits_the_budget_then_refuses_with_retry_
     a, registry = admission(clock)
     serve_sequentially(a, clock, 100, 0.5)  # measured: 0.5 s per image
     assert a.timer.seconds == pytest.approx(0.5, rel=0.01)
-    for _ in range(5):  # depth 0..4: expected waits 0, 0.5, ... 2.0 s, all within 2 s
+    for _ in range(4):  # depth 0..3: expected completions 0.5, 1.0, 1.5, 2.0 s, all within 2 s
         a.admit()
-    assert a.depth == 5 and a.expected_wait_s() == pytest.approx(2.5, rel=0.01)
+    assert a.depth == 4 and a.expected_wait_s() == pytest.approx(2.0, rel=0.01)
     with pytest.raises(OverloadedError) as refused:
-        a.admit()
+        a.admit()  # would finish after 2.5 s
     assert refused.value.retry_after_s == 1
-    assert "5 requests ahead" in str(refused.value.detail) and "2 s latency budget" in str(refused.value.detail)
+    assert "4 requests ahead" in str(refused.value.detail) and "2 s latency budget" in str(refused.value.detail)
     answer = error_response(refused.value, retry_after_s=1)
     assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
     assert json.loads(bytes(answer.body))["error"] == "OverloadedError"
     text = generate_latest(registry).decode()
-    assert "colorize_admission_admitted_total 105.0" in text
+    assert "colorize_admission_admitted_total 104.0" in text
     assert 'colorize_admission_refused_total{reason="budget"} 1.0' in text
-    assert "colorize_admission_queue_depth 5.0" in text
+    assert "colorize_admission_queue_depth 4.0" in text
     a.release()  # one finished: room again
     clock.now += 0.5
     a.admit()
@@ -86,13 +86,30 @@ def test_retry_after_grows_with_the_excess_wait() -> None:
     a, _ = admission(clock, latency_budget_s=1.0, initial_service_time_s=3.0)
     a.admit()  # an idle replica always admits, whatever the estimate
     with pytest.raises(OverloadedError) as behind_one:
-        a.admit()  # 1 x 3 s of work ahead, over the 1 s budget
-    assert behind_one.value.retry_after_s == 2
+        a.admit()  # would finish after 2 x 3 s, over the 1 s budget
+    assert behind_one.value.retry_after_s == 5
     a2, _ = admission(clock, latency_budget_s=1.0, initial_service_time_s=3.0)
     a2.depth = 3
     with pytest.raises(OverloadedError) as refused:
         a2.admit()
-    assert refused.value.retry_after_s == 8  # 9 s of work, 1 s budget
+    assert refused.value.retry_after_s == 11  # done after 12 s, 1 s budget
+
+
+def test_admission_tightens_when_requests_take_longer_than_predicted() -> None:
+    clock = Clock()
+    a, _ = admission(clock)
+    serve_sequentially(a, clock, 100, 0.5)  # 0.5 s each, as predicted: no correction
+    assert a.tail.value == pytest.approx(1.0, abs=0.01)
+    for _ in range(200):  # now each admitted request takes 1.5x its prediction (noise the mean misses)
+        admitted = a.admit()
+        clock.now += 1.5 * admitted[1]
+        a.release(admitted)
+    assert 1.4 < a.tail.value <= 1.6
+    a.timer = ServiceTimer(initial_s=0.5, window_s=1e9)  # pin the drain rate to 0.5 s per image
+    for _ in range(2):  # 0.75 s and 1.5 s after the 1.5x correction: within 2 s
+        a.admit()
+    with pytest.raises(OverloadedError):
+        a.admit()  # 1.5 s predicted, 2.25 s corrected: over the budget
 
 
 def test_hard_depth_bound_and_draining() -> None:
