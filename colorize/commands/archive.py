@@ -23,7 +23,15 @@ def workers(text: str) -> tuple[int, int]:
 
 
 def add_archive_options(p: argparse.ArgumentParser) -> None:
-    """Every ``ArchiveConfig`` option except SRC and DST (``colorize demo`` reuses them)."""
+    """Every ``ArchiveConfig`` option except SRC and DST (``colorize demo`` reuses them), grouped as the config's
+    fields are: storage and selection, outputs, resources, the model."""
+    _add_selection_options(p)
+    _add_output_options(p)
+    _add_resource_options(p)
+    add_model_options(p)
+
+
+def _add_selection_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("storage")
     g.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph, GCS, R2...); default: AWS")
     g.add_argument("--region", help="S3 region (default: the AWS configuration's)")
@@ -45,6 +53,9 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
     )
     resume.add_argument("--overwrite", dest="overwrite", action="store_true", help="redo existing outputs")
     g.add_argument("--dry-run", action="store_true", help="count objects, bytes and existing outputs; write nothing")
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("outputs")
     g.add_argument(
         "--format",
@@ -57,6 +68,9 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-bytes", type=int, help="fail objects larger than this, without downloading them")
     g.add_argument("--report", help="report folder (local or s3://); default: DST/_reports")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_resource_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "resources",
         "The actors do all the pixel work (decode, network, compose, encode); fetch and upload tasks only wait on "
@@ -84,7 +98,6 @@ def add_archive_options(p: argparse.ArgumentParser) -> None:
         "--prefetch-batches", type=int, default=2, help="batches queued at each actor while it works (default: 2)"
     )
     g.add_argument("--io-threads", type=int, default=16, help="parallel transfers per task (default: 16)")
-    add_model_options(p)
 
 
 def register(sub: Any) -> None:
