@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-ORDER = ["archive", "serve", "video", "quality", "onnx"]
+ORDER = ["pixel_path", "archive", "serve", "video", "quality", "onnx"]
 
 
 def main() -> None:
