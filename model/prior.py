@@ -149,6 +149,4 @@ def load_pretrained_prior(model: nn.Module) -> None:
     model.prior.net.load_state_dict(state, strict=True)  # type: ignore[union-attr]
 
 
-register_family(
-    Family("prior", PriorConfig.from_dict, PriorFusionNetwork, dict(PRIOR_PRESETS), load_pretrained_prior)
-)
+register_family(Family("prior", PriorConfig.from_dict, PriorFusionNetwork, dict(PRIOR_PRESETS), load_pretrained_prior))

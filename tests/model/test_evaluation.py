@@ -217,9 +217,7 @@ def test_only_greyscale_truths_is_an_error_and_mean_ab_ignores_them() -> None:
     assert mean_ab_of([flat, grey_photo(8, 8)]) == pytest.approx(tuple(own), abs=1e-3)
 
 
-def test_eval_cli_per_source_rows_from_manifest_and_folders(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_eval_cli_per_source_rows_from_manifest_and_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = ["path,split,label,source"]
     for i, source in enumerate(("scenes", "scenes", "pets", "pets")):
         Image.fromarray(colour_photo(24, 24, seed=i)).save(tmp_path / f"{i}.png")
