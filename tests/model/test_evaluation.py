@@ -241,6 +241,12 @@ def test_eval_cli_per_source_rows_from_manifest_and_folders(tmp_path: Path, caps
     assert main(["eval", "--data", str(folder), "--preset", "test", "--device", "cpu", "--json", str(out)]) == 0
     assert {k: v["images"] for k, v in json.loads(out.read_text())["sources"].items()} == {"beach": 2, "city": 1}
 
+    greys = tmp_path / "greys"
+    greys.mkdir()
+    Image.fromarray(grey_photo(16, 16)).save(greys / "g.png")
+    assert main(["eval", "--data", str(greys), "--preset", "test", "--device", "cpu"]) == 2  # nothing to measure
+    assert "1 greyscale skipped" in capsys.readouterr().err
+
 
 def test_natural_check_set_is_deterministic_and_outside_the_pack() -> None:
     from model.checkset import NATURAL_PHOTOS, check_set
