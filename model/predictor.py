@@ -347,9 +347,25 @@ class Colorizer:
         """
         return run_encoded(self, requests)
 
+    def warm_up(self) -> None:
+        """Run the whole pixel path once on a small image: compiles (or loads the cached) recombination kernel and
+        initialises the device, so that a server's or worker's first real request does not pay for it."""
+        run_encoded(self, [EncodeRequest(_WARM_UP_PNG, format="png")])
+
     @property
     def global_dim(self) -> int:
         return int(getattr(self.network, "global_dim", 0))
+
+
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.tile(np.linspace(0, 255, width, dtype=np.uint8), (height, 1)), "L").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+_WARM_UP_PNG = _png(48, 32)
 
 
 def working_plane(lightness: Tensor, working_size: int | None) -> Tensor:

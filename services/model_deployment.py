@@ -90,6 +90,7 @@ class ColorizerModel:
         self.colorizer = Colorizer.from_pretrained(self.args.weights, preset=self.args.preset, config=config)
         if not self.colorizer.trained:
             log.warning("serving an untrained network: colours will be meaningless")
+        self.colorizer.warm_up()  # the first client does not wait for kernel compilation
         log.info("model %s loaded on %s", self.colorizer.model_name, self.colorizer.device)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:

@@ -130,6 +130,7 @@ class ColorizeWorker:
             torch.set_num_threads(torch_threads)
         self.colorizer = factory()
         self.quality = quality
+        self.colorizer.warm_up()  # kernel compilation and device set-up before the first batch arrives
         log.info("colorize worker ready: %s", self.colorizer.info())
 
     def __call__(self, batch: Rows) -> Rows:

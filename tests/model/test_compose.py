@@ -189,3 +189,9 @@ def test_compose_batch_on_cuda_matches_the_kernel() -> None:
         on_gpu = compose_batch([torch.from_numpy(lightness).cuda()], [torch.from_numpy(ab).cuda()], [grid], mode)
         diff = _levels(on_gpu[0].cpu().numpy(), compose(lightness, ab, grid, mode))
         assert (diff > 1).mean() < 1e-3
+
+
+def test_warm_up_runs_the_whole_path(test_colorizer: Colorizer) -> None:
+    test_colorizer.warm_up()  # compiles or loads the kernel; must not fail on the smallest network
+    (result,) = test_colorizer.colorize_encoded([EncodeRequest(imagegen.one_pixel_png())])
+    assert (result.width, result.height) == (1, 1)
