@@ -139,7 +139,7 @@ class FusionNetwork(nn.Module):
         self.low = LowLevelFeatures(cfg)
         self.mid = MidLevelFeatures(cfg)
         self.glob = GlobalFeatures(cfg)
-        self.fusion = Fusion(cfg)
+        self.fusion: nn.Module = Fusion(cfg)  # a subclass may fuse a longer global vector (model/prior.py)
         self.colorization = ColorizationNetwork(cfg)
         self.classifier = ClassificationHead(cfg)
         self.apply(_init_weights)

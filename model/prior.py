@@ -109,6 +109,8 @@ class PriorFusionNetwork(FusionNetwork):
     The global vector is ``(B, 2 x 256w)``: Iizuka's own, then the projected prior, so style transfer and
     shot-level video colour swap both parts together, as they swap the fusion network's vector."""
 
+    config: PriorConfig
+
     def __init__(self, cfg: PriorConfig) -> None:
         super().__init__(cfg)
         self.fusion = PriorFusion(cfg)
