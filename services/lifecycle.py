@@ -9,6 +9,7 @@ finish, up to a grace period; only then is Serve shut down.
 from __future__ import annotations
 
 import time
+from typing import Any
 from dataclasses import dataclass, field
 
 INGRESS = "ColorizeIngress"
@@ -32,7 +33,8 @@ def _running_ingress_replicas(app: str) -> int:
     status = serve.status().applications.get(app)
     if status is None or INGRESS not in status.deployments:
         return 0
-    return int(status.deployments[INGRESS].replica_states.get("RUNNING", 0))
+    states: dict[Any, int] = dict(status.deployments[INGRESS].replica_states)  # keyed by ReplicaState (a str enum)
+    return int(states.get("RUNNING", 0))
 
 
 def _drain_round(app: str, calls: int, timeout_s: float) -> dict[str, int]:

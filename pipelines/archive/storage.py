@@ -407,5 +407,5 @@ def with_tally(store: Store, tally: Any) -> Store:
     if not hasattr(store, "tally"):
         return store
     counted = copy.copy(store)
-    counted.tally = tally  # type: ignore[attr-defined]
+    counted.tally = tally
     return counted
