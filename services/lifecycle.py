@@ -9,8 +9,8 @@ finish, up to a grace period; only then is Serve shut down.
 from __future__ import annotations
 
 import time
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 INGRESS = "ColorizeIngress"
 
