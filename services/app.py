@@ -44,7 +44,7 @@ _NAME_SAFE = " ()-_.,:;/+=&@"  # a model name may keep these
 _LABEL_SAFE = " ()-_./"  # a label may not keep "," or "=", which separate labels and scores
 
 
-@serve.deployment(name="ColorizeIngress", max_ongoing_requests=64)
+@serve.deployment(name="ColorizeIngress")  # replicas and queues: deploy/serve.yaml
 @serve.ingress()
 class ColorizeIngress:
     def __init__(self, model: DeploymentHandle, settings: dict[str, Any] | None = None) -> None:

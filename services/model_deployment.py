@@ -59,15 +59,16 @@ class ModelArgs(BaseModel):
 
 
 class BatchConfig(BaseModel):
-    """``user_config`` of the model deployment: dynamic batching, changeable without a restart."""
+    """``user_config`` of the model deployment: dynamic batching, changeable without a restart. The values live
+    in the Serve config (``deploy/serve.yaml``) alone: both fields are required there."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: Annotated[int, Field(ge=1, le=1024)] = 8
-    batch_wait_timeout_s: Annotated[float, Field(ge=0.0, le=10.0)] = 0.005
+    max_batch_size: Annotated[int, Field(ge=1, le=1024)]
+    batch_wait_timeout_s: Annotated[float, Field(ge=0.0, le=10.0)]
 
 
-@serve.deployment(name="ColorizerModel", max_ongoing_requests=16)
+@serve.deployment(name="ColorizerModel")  # replicas, queues, GPUs and batching: deploy/serve.yaml
 class ColorizerModel:
     def __init__(self, args: dict[str, Any] | None = None) -> None:
         import torch
@@ -113,7 +114,7 @@ class ColorizerModel:
     def ready(self) -> str:
         return self.colorizer.model_name
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)  # the values in deploy/serve.yaml replace these
+    @serve.batch  # size and wait: user_config in deploy/serve.yaml, applied by reconfigure()
     async def predict(self, requests: list[EncodeRequest]) -> list[ColorizeReply]:
         # The pixel path runs in a thread so the replica keeps accepting (and cancelling) requests meanwhile.
         return await asyncio.to_thread(self._predict_batch, requests)

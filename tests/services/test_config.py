@@ -137,3 +137,23 @@ def test_admission_refuses_before_serve_does(path: Path) -> None:
     assert admitted <= model.max_queued_requests
     assert ingress.max_ongoing_requests >= 4 * settings.max_queue_depth
     assert ingress.max_queued_requests >= ingress.max_ongoing_requests
+
+
+@pytest.mark.parametrize("name", ["serve.yaml", "serve.gpu.yaml"])
+def test_the_serve_config_is_the_one_source_of_scaling(name: str) -> None:
+    """The deployments' decorators set no scaling; every config names each deployment's queues, replicas and
+    resources, and the model's batching, so nothing falls back to a value written elsewhere."""
+    import inspect
+
+    from services import app, model_deployment
+
+    for module in (app, model_deployment):
+        decorators = [line for line in inspect.getsource(module).splitlines() if line.startswith("@serve.deployment")]
+        assert decorators and all("max_ongoing_requests" not in d and "num_replicas" not in d for d in decorators)
+    config = load_config(DEPLOY / name)
+    for deployment in config.applications[0].deployments:
+        dumped = deployment.model_dump(exclude_unset=True)
+        for field in ("max_ongoing_requests", "max_queued_requests", "autoscaling_config", "ray_actor_options"):
+            assert field in dumped, (name, deployment.name, field)
+        if deployment.name == "ColorizerModel":
+            BatchConfig.model_validate(deployment.user_config)  # both batching fields, required
