@@ -103,26 +103,84 @@ def _finished(cfg: TrainConfig, progress: TrainingProgress) -> bool:
     return out_of_time or (cfg.max_steps is not None and progress.step >= cfg.max_steps)
 
 
+@dataclass
+class _Session:
+    """Everything one training run holds between its steps (what ``state.safetensors`` saves and restores)."""
+
+    cfg: TrainConfig
+    model: nn.Module
+    loss_fn: FamilyLoss
+    optimizer: torch.optim.Optimizer
+    samples: list[Any]
+    class_names: tuple[str, ...]
+    teacher: torch.Tensor | None
+    device: torch.device
+    progress: TrainingProgress
+    out: Path
+    stats: DataStats
+    meta: dict[str, Any]
+
+    def save(self) -> None:
+        save_state(
+            self.out / STATE_FILE,
+            model=self.model,
+            loss=self.loss_fn,
+            optimizer=self.optimizer,
+            stats=self.stats,
+            progress=self.progress,
+            meta=self.meta,
+        )
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train (or resume) one model as configured; returns the exported checkpoint and its card."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     source = load_source(cfg.data)
+    session = _start(cfg, source, out, resolve_device(cfg.device))
+    _run(session)
+    card = build_card(
+        cfg=cfg,
+        family=cfg.family,
+        model=session.model,
+        source=source,
+        train_count=len(session.samples),
+        stats=session.stats,
+        progress=session.progress,
+        device=session.device,
+        class_names=session.class_names,
+        loss_text=session.loss_fn.describe(),
+    )
+    net_cfg = get_family(cfg.family).config_from_dict(session.meta["model_config"])
+    path = save_checkpoint(
+        out / MODEL_FILE, session.model, family=cfg.family, config=net_cfg, card=card, dtype=torch.float16
+    )
+    card = _calibrate_export(cfg, path, source, session.device) or card
+    card = _evaluate_export(cfg, path, source, session.stats, session.device) or card
+    (out / CARD_FILE).write_text(card_markdown(card))
+    return TrainResult(path, session.progress, card)
+
+
+def _training_samples(cfg: TrainConfig, source: DataSource) -> tuple[list[Any], str]:
+    """The split's samples (a seeded subset with ``max_train_images``) and a tag naming the subset."""
     samples = source.split(cfg.split)
     if not samples:
         raise ValueError(f"{cfg.data}: no images in split {cfg.split!r}")
-    subset = ""
     if cfg.max_train_images and cfg.max_train_images < len(samples):
         keep = sorted(random.Random(cfg.seed).sample(range(len(samples)), cfg.max_train_images))
         samples = [samples[i] for i in keep]
-        subset = f"-n{len(samples)}s{cfg.seed}"
+        return samples, f"-n{len(samples)}s{cfg.seed}"
+    return samples, ""
+
+
+def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device) -> _Session:
+    """A new run, or the one saved in ``out`` when resuming: model, loss, optimizer, data statistics."""
+    samples, subset = _training_samples(cfg, source)
     class_names = source.class_names()
     cache = Path(cfg.cache_dir) if cfg.cache_dir else out
-
     resumed = load_state(out / STATE_FILE) if cfg.resume else None
     if resumed is not None:
         if resumed.meta["family"] != cfg.family:
@@ -134,29 +192,15 @@ def train(cfg: TrainConfig) -> TrainResult:
         class_names = tuple(resumed.meta["class_names"])
     else:
         net_cfg = model_config(cfg.family, cfg.preset, class_names)
-        stats = cached_stats(
-            samples,
-            cfg,
-            cache / f"stats-{source.digest[:12]}-{cfg.split}{subset}-q{ABQuantizer(10.0).num_bins}.safetensors",
-            device,
-        )
-        progress = TrainingProgress()
-
+        name = f"stats-{source.digest[:12]}-{cfg.split}{subset}-q{ABQuantizer(10.0).num_bins}.safetensors"
+        stats, progress = cached_stats(samples, cfg, cache / name, device), TrainingProgress()
     model = build_model(cfg.family, net_cfg)
     init_pretrained = get_family(cfg.family).init_pretrained
     if resumed is None and init_pretrained is not None:
         init_pretrained(model)  # e.g. the prior family's ImageNet backbone; a resume restores its own copy
     model = model.to(device)
-    teacher = None
-    if cfg.teacher:
-        from model.training.teacher import IMAGENET_CLASSES, soft_labels
-
-        name = f"teacher-{source.digest[:12]}-{cfg.split}{subset}-{cfg.teacher_size}px.safetensors"
-        teacher = soft_labels(
-            samples, cache / name, device=device, workers=cfg.workers, size=cfg.teacher_size, progress=cfg.progress
-        )
-    loss_fn = build_loss(cfg.family, model, stats, cfg.loss, IMAGENET_CLASSES if teacher is not None else 0)
-    loss_fn = loss_fn.to(device)
+    teacher = _teacher(cfg, samples, cache / f"teacher-{source.digest[:12]}-{cfg.split}{subset}", device)
+    loss_fn = build_loss(cfg.family, model, stats, cfg.loss, _teacher_classes(teacher)).to(device)
     params = [p for p in (*model.parameters(), *loss_fn.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if resumed is not None:
@@ -164,7 +208,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         loss_fn.load_state_dict(resumed.module_state("loss."))
         resumed.restore_optimizer(optimizer)
         log.info("resumed %s at step %d (%.1f min trained)", out, progress.step, progress.seconds / 60)
-
     meta = {
         "family": cfg.family,
         "model_config": net_cfg.to_dict(),
@@ -172,88 +215,94 @@ def train(cfg: TrainConfig) -> TrainResult:
         "data_sha256": source.digest,
         "train_config": cfg.to_dict(),
     }
-    _run(cfg, model, loss_fn, optimizer, samples, class_names, teacher, device, progress, out, stats, meta)
-    card = build_card(
-        cfg=cfg,
-        family=cfg.family,
-        model=model,
-        source=source,
-        train_count=len(samples),
-        stats=stats,
-        progress=progress,
-        device=device,
-        class_names=class_names,
-        loss_text=loss_fn.describe(),
-    )
-    path = save_checkpoint(out / MODEL_FILE, model, family=cfg.family, config=net_cfg, card=card, dtype=torch.float16)
-    if cfg.calibrate_images > 0:
-        from model.calibration import calibrate_checkpoint
-
-        photos = [s.path for s in source.split(cfg.split)]
-        gain = calibrate_checkpoint(
-            path, photos, split=cfg.split, limit=cfg.calibrate_images, max_psnr_drop=cfg.max_psnr_drop,
-            max_side=cfg.eval_max_side, seed=cfg.seed, device=str(device),
-        ).gain
-        log.info("chroma gain %.2f (calibrated on %d %s photos)", gain, cfg.calibrate_images, cfg.split)
-        card = load_checkpoint(path).card
-    card = _evaluate_export(cfg, path, source, stats, device) or card
-    (out / CARD_FILE).write_text(card_markdown(card))
-    return TrainResult(path, progress, card)
+    return _Session(cfg, model, loss_fn, optimizer, samples, class_names, teacher, device, progress, out, stats, meta)
 
 
-def _run(
-    cfg: TrainConfig,
-    model: nn.Module,
-    loss_fn: FamilyLoss,
-    optimizer: torch.optim.Optimizer,
-    samples: list[Any],
-    class_names: tuple[str, ...],
-    teacher: torch.Tensor | None,
-    device: torch.device,
-    progress: TrainingProgress,
-    out: Path,
-    stats: DataStats,
-    meta: dict[str, Any],
-) -> None:
-    dataset = PhotoDataset(samples, cfg.size, class_names, augment=True)
-    loader = DataLoader(
+def _teacher(cfg: TrainConfig, samples: list[Any], stem: Path, device: torch.device) -> torch.Tensor | None:
+    """The teacher's soft ImageNet labels for every sample (cached), or None without ``--teacher``."""
+    if not cfg.teacher:
+        return None
+    from model.training.teacher import soft_labels
+
+    path = stem.with_name(f"{stem.name}-{cfg.teacher_size}px.safetensors")
+    return soft_labels(samples, path, device=device, workers=cfg.workers, size=cfg.teacher_size, progress=cfg.progress)
+
+
+def _teacher_classes(teacher: torch.Tensor | None) -> int:
+    if teacher is None:
+        return 0
+    from model.training.teacher import IMAGENET_CLASSES
+
+    return IMAGENET_CLASSES
+
+
+def _calibrate_export(cfg: TrainConfig, path: Path, source: DataSource, device: torch.device) -> dict[str, Any] | None:
+    """Calibrate the exported checkpoint's chroma gain on training photos (never the eval split)."""
+    if cfg.calibrate_images <= 0:
+        return None
+    from model.calibration import calibrate_checkpoint
+
+    photos = [s.path for s in source.split(cfg.split)]
+    gain = calibrate_checkpoint(
+        path,
+        photos,
+        split=cfg.split,
+        limit=cfg.calibrate_images,
+        max_psnr_drop=cfg.max_psnr_drop,
+        max_side=cfg.eval_max_side,
+        seed=cfg.seed,
+        device=str(device),
+    ).gain
+    log.info("chroma gain %.2f (calibrated on %d %s photos)", gain, cfg.calibrate_images, cfg.split)
+    return load_checkpoint(path).card
+
+
+def _loader(session: _Session) -> DataLoader:
+    cfg = session.cfg
+    dataset = PhotoDataset(session.samples, cfg.size, session.class_names, augment=True)
+    return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
         shuffle=True,
         drop_last=len(dataset) >= cfg.batch_size,
         num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0,
-        pin_memory=device.type == "cuda",
+        pin_memory=session.device.type == "cuda",
     )
+
+
+def _step(session: _Session, rgb: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> tuple[float, Any]:
+    """One optimisation step; returns the learning rate used and the loss result."""
+    cfg, device, teacher = session.cfg, session.device, session.teacher
+    lightness, ab = lab_batch(rgb, device)
+    batch = Batch(lightness, ab, labels.to(device), teacher[index].to(device) if teacher is not None else None)
+    lr = cfg.lr * _lr_factor(cfg, session.progress)
+    for group in session.optimizer.param_groups:
+        group["lr"] = lr
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with autocast:
+        result = session.loss_fn(session.model, batch)
+    session.optimizer.zero_grad(set_to_none=True)
+    result.total.backward()
+    params = [p for group in session.optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    session.optimizer.step()
+    return lr, result
 
-    def checkpoint() -> None:
-        save_state(
-            out / STATE_FILE, model=model, loss=loss_fn, optimizer=optimizer, stats=stats, progress=progress, meta=meta
-        )
 
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    model.train()
+def _run(session: _Session) -> None:
+    cfg, progress = session.cfg, session.progress
+    session.model.train()
     bar = tqdm(total=cfg.max_steps, initial=progress.step, unit="step", disable=not cfg.progress, desc=cfg.family)
     last_save = time.monotonic()
     window_images, window_start = 0, time.monotonic()
-    log_file = (out / LOG_FILE).open("a")
+    log_file = (session.out / LOG_FILE).open("a")
     try:
-        batches = _batches(loader)
+        batches = _batches(_loader(session))
         while not _finished(cfg, progress):
             start = time.monotonic()
             rgb, labels, index = next(batches)
-            lightness, ab = lab_batch(rgb, device)
-            batch = Batch(lightness, ab, labels.to(device), teacher[index].to(device) if teacher is not None else None)
-            lr = cfg.lr * _lr_factor(cfg, progress)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with autocast:
-                result = loss_fn(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            result.total.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
+            lr, result = _step(session, rgb, labels, index)
             progress.step += 1
             progress.images += rgb.shape[0]
             progress.seconds += time.monotonic() - start
@@ -264,25 +313,29 @@ def _run(
                 window_images, window_start = 0, time.monotonic()
                 left = max(0.0, cfg.minutes * 60 - progress.seconds)
                 bar.set_postfix(loss=f"{result.total.item():.4f}", img_s=f"{rate:.1f}", left=f"{left / 60:.1f}m")
-                record = {
-                    "step": progress.step,
-                    "images": progress.images,
-                    "seconds": round(progress.seconds, 1),
-                    "lr": lr,
-                    "loss": result.total.item(),
-                    **result.parts,
-                    "images_per_s": round(rate, 2),
-                }
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
+                _log_step(log_file, progress, lr, result, rate)
             if time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
-                checkpoint()
+                session.save()
                 last_save = time.monotonic()
     finally:
         bar.close()
         log_file.close()
-        checkpoint()  # also on interruption, so --resume loses at most the current step
-    model.eval()
+        session.save()  # also on interruption, so --resume loses at most the current step
+    session.model.eval()
+
+
+def _log_step(log_file: Any, progress: TrainingProgress, lr: float, result: Any, rate: float) -> None:
+    record = {
+        "step": progress.step,
+        "images": progress.images,
+        "seconds": round(progress.seconds, 1),
+        "lr": lr,
+        "loss": result.total.item(),
+        **result.parts,
+        "images_per_s": round(rate, 2),
+    }
+    log_file.write(json.dumps(record) + "\n")
+    log_file.flush()
 
 
 def _evaluate_export(
