@@ -13,7 +13,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the colorization API and web page (Ray Serve) until Ctrl-C")
+    p = sub.add_parser("serve", help="run the colorization API and web page (Ray Serve) until Ctrl-C or SIGTERM")
     p.add_argument("--config", type=Path, help="Serve config file (default: deploy/serve.yaml of this project)")
     p.add_argument("--host", help="address to listen on (default: the config's, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default: the config's, 8000)")
