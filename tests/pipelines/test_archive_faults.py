@@ -111,12 +111,17 @@ from tests.pipelines.archive_helpers import TinyPredictor
 retry = RetryPolicy(base_delay=0.05, max_delay=0.5)
 config = ArchiveConfig(**json.loads(sys.argv[1]), storage=StorageOptions(**json.loads(sys.argv[2]), retry=retry))
 progress = lambda s: print("rows", s.total, flush=True)
+if sys.argv[4] == "cli":  # the command's own path: signal handling, summary, exit status
+    from colorize.commands.archive import execute
+    sys.exit(execute(config, colorizer_factory=TinyPredictor(delay=float(sys.argv[3])), progress=progress))
 summary = run_archive(config, TinyPredictor(delay=float(sys.argv[3])), progress=progress)
 print("summary", json.dumps(summary.to_dict()), flush=True)
 """
 
 
-def start_driver(archive: dict[str, Any], dst: str, options: Any, delay: float, **changes: Any) -> Any:
+def start_driver(
+    archive: dict[str, Any], dst: str, options: Any, delay: float, mode: str = "api", **changes: Any
+) -> Any:
     """A separate driver process on the session's Ray cluster (RAY_ADDRESS), running one archive job."""
     import ray
 
@@ -138,7 +143,7 @@ def start_driver(archive: dict[str, Any], dst: str, options: Any, delay: float, 
     }
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
     return subprocess.Popen(
-        [sys.executable, "-c", DRIVER, json.dumps(fields), json.dumps(storage), str(delay)],
+        [sys.executable, "-c", DRIVER, json.dumps(fields), json.dumps(storage), str(delay), mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -189,3 +194,24 @@ def test_two_jobs_on_the_same_dst_at_once(
         assert s["total"] == len(archive["objects"]) and s["failed"] == len(BAD) and not s["interrupted"]
     check_outputs(archive, dst, moto_s3.options)
     assert len(load_summaries(f"{dst}/_reports", moto_s3.options)) == 2
+
+
+def test_sigterm_writes_the_report_so_far_and_exits_143(
+    ray_session: Any, archive: dict[str, Any], moto_s3: MotoS3, proxy: FaultProxy
+) -> None:
+    dst = moto_s3.bucket("stopped-out") + "/run"
+    options = faulty_options(moto_s3, proxy)
+    driver = start_driver(archive, dst, options, delay=0.4, mode="cli")
+    assert driver.stdout is not None
+    for line in driver.stdout:
+        if line.startswith("rows") and int(line.split()[1]) >= 4:
+            break
+    driver.send_signal(signal.SIGTERM)  # what Kubernetes sends a RayJob's driver
+    assert driver.wait(timeout=60) == 143
+    (summary,) = load_summaries(f"{dst}/_reports", moto_s3.options)
+    assert summary["interrupted"] and 4 <= summary["total"] < len(archive["objects"])
+    rows = load_report(f"{dst}/_reports", moto_s3.options, merge=False)
+    assert len(rows) == summary["total"]  # the report so far: every row the summary counts
+    rerun = run_archive(config(archive, dst, options))
+    assert rerun.total == len(archive["objects"]) and not rerun.interrupted
+    check_outputs(archive, dst, moto_s3.options)
