@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
@@ -24,7 +24,7 @@ from model import ImageLimits
 from model.encoded import EncodeRequest
 from services import processing
 from services.admission import Admission
-from services.errors import OverloadedError, UnauthorizedError, install_error_handlers
+from services.errors import NotReadyError, OverloadedError, UnauthorizedError, install_error_handlers
 from services.metrics import MetricsMiddleware, ServiceMetrics
 from services.model_deployment import ColorizeReply
 from services.pixel_budget import check_pixel_budget
@@ -127,7 +127,7 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
         try:
             name = await asyncio.wait_for(ingress.model_ready(), settings.ready_timeout_s)
         except Exception:
-            return JSONResponse({"detail": "the model is not loaded yet", "error": "NotReady"}, status_code=503)
+            raise NotReadyError(detail="the model is not loaded yet") from None
         return Readiness(model=name)
 
     @app.get("/metrics", include_in_schema=False)

@@ -1,7 +1,8 @@
-"""The one table that turns errors into HTTP answers. Every error answer is JSON: ``{"detail": ..., "error": ...}``.
+"""Errors into HTTP answers. Every error answer is JSON: ``{"detail": ..., "error": ...}``.
 
-Domain errors come from :mod:`model.errors`; this module adds the few that only exist at the HTTP boundary
-(authentication, overload, content that is no image at all). Nothing a client sends can reach the final
+The project's errors carry their own status (``http_status``; the one table is in :mod:`model.errors`); this
+module adds the few that only exist at the HTTP boundary (a refused parameter, authentication, overload,
+readiness) and the statuses of the web framework's own exceptions. Nothing a client sends can reach the final
 ``Exception`` row: that row exists so a server bug still answers JSON, never a bare stack trace.
 """
 
@@ -17,36 +18,40 @@ from fastapi.responses import JSONResponse
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from starlette.requests import ClientDisconnect
 
-from model.errors import (
-    EmptyImageError,
-    ImageTooLargeError,
-    InvalidImageError,
-    NotAnImageError,
-    TruncatedImageError,
-    UnsupportedImageError,
-)
+from model.errors import ColorizeError
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(ColorizeError):
     """An HTTP-level refusal raised by the API layer itself (bad parameters, bad multipart, bad Accept)."""
+
+    exit_code = 2
 
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status = status
+        self.http_status = status
         self.detail = detail
         self.headers = headers or {}
 
+    @property
+    def status(self) -> int:
+        return self.http_status
 
-class UnauthorizedError(Exception):
+
+class UnauthorizedError(ColorizeError):
     """The request lacks the configured bearer token, or carries a wrong one."""
 
+    http_status = 401
+    exit_code = 2
 
-class OverloadedError(Exception):
+
+class OverloadedError(ColorizeError):
     """The model's queue is full, admission refused the request, or the server is stopping: the client should
     retry after a short wait. ``detail`` and ``retry_after_s`` override the generic message and the
     configured Retry-After (admission knows how long its queue needs to drain)."""
+
+    http_status = 503
 
     def __init__(self, message: str = "", *, detail: str | None = None, retry_after_s: int | None = None) -> None:
         super().__init__(message or detail or "overloaded")
@@ -54,20 +59,16 @@ class OverloadedError(Exception):
         self.retry_after_s = retry_after_s
 
 
-# (error class, HTTP status): the first row whose class matches (isinstance, so subclasses follow their
-# parents unless listed earlier) decides. Order matters: most specific first.
-ERROR_TABLE: tuple[tuple[type[Exception], int], ...] = (
-    (NotAnImageError, 415),
-    (EmptyImageError, 400),
-    (TruncatedImageError, 400),
-    (InvalidImageError, 400),
-    (UnsupportedImageError, 415),
-    (ImageTooLargeError, 413),
+class NotReadyError(OverloadedError):
+    """The model deployment has not answered a readiness check yet (``/readyz``)."""
+
+
+# The web framework's and Serve's own exceptions, which carry no ``http_status`` of ours: (class, status), the
+# first row whose class matches decides. Every error of this project answers with its own ``http_status``
+# (model/errors.py lists them all).
+FRAMEWORK_TABLE: tuple[tuple[type[Exception], int], ...] = (
     (RequestValidationError, 422),
-    (UnauthorizedError, 401),
-    (ApiError, 400),  # carries its own status
     (ClientDisconnect, 400),  # nobody reads it; it keeps a vanished client from looking like a server error
-    (OverloadedError, 503),
     # Serve registers its own plain-text handlers for these two on the ingress app, so the ingress turns
     # them into OverloadedError where it calls the model; the rows keep status_for() complete.
     (BackPressureError, 503),
@@ -77,9 +78,9 @@ ERROR_TABLE: tuple[tuple[type[Exception], int], ...] = (
 
 
 def status_for(exc: BaseException) -> int:
-    if isinstance(exc, ApiError):
-        return exc.status
-    for cls, status in ERROR_TABLE:
+    if isinstance(exc, ColorizeError):
+        return exc.http_status
+    for cls, status in FRAMEWORK_TABLE:
         if isinstance(exc, cls):
             return status
     return 500
@@ -114,7 +115,7 @@ def _headers(exc: BaseException, status: int, retry_after_s: int) -> dict[str, s
 
 
 def error_response(exc: BaseException, retry_after_s: int = 1) -> JSONResponse:
-    """The JSON answer for ``exc``: status from :data:`ERROR_TABLE`, a ``detail`` and the error's name."""
+    """The JSON answer for ``exc``: its status (:func:`status_for`), a ``detail`` and the error's name."""
     status = status_for(exc)
     if status >= 500 and status != 503:
         log.error("unexpected error answering a request", exc_info=exc)
@@ -123,10 +124,11 @@ def error_response(exc: BaseException, retry_after_s: int = 1) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
-    """Route every row of :data:`ERROR_TABLE` through :func:`error_response`."""
+    """Route the project's errors and every row of :data:`FRAMEWORK_TABLE` through :func:`error_response`."""
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         return error_response(exc, retry_after_s)
 
-    for cls, _ in ERROR_TABLE:
+    handled: list[type[Exception]] = [ColorizeError, *(cls for cls, _ in FRAMEWORK_TABLE)]
+    for cls in handled:
         app.add_exception_handler(cls, handle)

@@ -169,7 +169,7 @@ def execute(config: Any, **kwargs: Any) -> int:
     """Run (or dry-run) and print the summary. Exit status: 0 all done, 1 some objects failed, 130 Ctrl-C
     (SIGINT), 143 SIGTERM; either signal writes the report so far and a summary marked interrupted."""
     from colorize.signals import stop_signals
-    from pipelines.archive import ArchiveInterrupted, StorageError, run_archive
+    from pipelines.archive import ArchiveInterrupted, run_archive
 
     if not config.dry_run:
         warn_if_untrained(config)
@@ -182,9 +182,6 @@ def execute(config: Any, **kwargs: Any) -> int:
     except ArchiveInterrupted as interrupted:
         print(interrupted.summary.format(), file=sys.stderr)
         return stop.exit_status
-    except StorageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     print(summary.format())
     return 1 if summary.failed else 0
 

@@ -26,7 +26,6 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model.calibration import calibrate_checkpoint
-    from model.errors import CheckpointError
     from model.training.data import load_source
 
     try:
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             out=args.out,
             device=args.device,
         )
-    except (ValueError, FileNotFoundError, CheckpointError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # our own errors: colorize.cli, by their exit_code
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{'gain':>6} {'PSNR dB':>8} {'colourful':>10}")

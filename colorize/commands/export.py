@@ -35,14 +35,13 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from model import Colorizer
-    from model.errors import CheckpointError
     from model.export import DEFAULT_OPSET, export_onnx, max_ab_difference
     from model.onnx_backend import OnnxFusionNetwork
 
     try:
         colorizer = Colorizer.from_pretrained(args.weights, preset=args.preset)
         export_onnx(colorizer.network, args.onnx, card=colorizer.card, opset=args.opset or DEFAULT_OPSET)
-    except (CheckpointError, ValueError, ModuleNotFoundError) as exc:
+    except (ValueError, ModuleNotFoundError) as exc:  # our own errors: colorize.cli, by their exit_code
         print(f"error: {exc}", file=sys.stderr)
         return 2
     graph = OnnxFusionNetwork.load(args.onnx)

@@ -92,14 +92,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.errors import ColorizeError
     from model.evaluation import format_table
     from model.training import train
 
     try:
         cfg = config_from_args(args)
         result = train(cfg)
-    except (ColorizeError, ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # our own errors: colorize.cli, by their exit_code
         print(f"error: {exc}", file=sys.stderr)
         return 2
     p = result.progress

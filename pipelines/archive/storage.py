@@ -21,14 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from model.errors import ColorizeError
+
 T = TypeVar("T")
 
 PAGE_SIZE = 1000  # keys per listing request (the S3 maximum)
 TEMP_MARK = ".colorize-part-"  # local temporary files carry this in their name and are never listed
 
 
-class StorageError(Exception):
+class StorageError(ColorizeError):
     """A storage operation failed for good (a permanent error, or a transient one after every retry)."""
+
+    http_status = 502
+    exit_code = 2
 
 
 @dataclass(frozen=True)

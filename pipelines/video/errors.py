@@ -9,6 +9,9 @@ from model.errors import ColorizeError
 class VideoError(ColorizeError):
     """Base class of the video colorizer's errors."""
 
+    http_status = 400
+    exit_code = 2
+
 
 class InvalidVideoError(VideoError):
     """The input is not a readable film: not a media file, corrupt, or without a video stream."""
@@ -16,3 +19,5 @@ class InvalidVideoError(VideoError):
 
 class UnsupportedVideoError(VideoError):
     """A readable film that cannot be written as asked (e.g. a stream the output container cannot hold)."""
+
+    http_status = 415

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from fastapi.exceptions import RequestValidationError
@@ -9,17 +11,22 @@ from ray.serve.exceptions import BackPressureError
 
 from model import ImageLimits, decode_image
 from model.errors import (
+    CheckpointError,
+    ColorizeError,
     EmptyImageError,
     ImageTooLargeError,
     InvalidImageError,
+    NotAnImageError,
     TruncatedImageError,
     UnsupportedImageError,
 )
 from model.imageio import downscale
+from pipelines.archive.storage import StorageError
+from pipelines.video.errors import InvalidVideoError
 from services import processing
 from services.errors import (
     ApiError,
-    NotAnImageError,
+    NotReadyError,
     OverloadedError,
     UnauthorizedError,
     error_response,
@@ -41,12 +48,27 @@ from tests import imagegen
         (UnauthorizedError("x"), 401),
         (ApiError(406, "x"), 406),
         (OverloadedError("x"), 503),
+        (NotReadyError(detail="x"), 503),
+        (StorageError("x"), 502),
+        (InvalidVideoError("x"), 400),
+        (ColorizeError("an unexpected failure, wrapped"), 500),
         (BackPressureError(num_queued_requests=3, max_queued_requests=2), 503),
         (RuntimeError("bug"), 500),
     ],
 )
 def test_error_table(exc: Exception, status: int) -> None:
     assert status_for(exc) == status
+    if isinstance(exc, ColorizeError):  # one hierarchy: the same class also says the CLI's exit status
+        assert exc.exit_code == (1 if status >= 500 and not isinstance(exc, StorageError) else 2)
+
+
+def test_the_cli_exits_with_the_errors_own_status(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from colorize.cli import main
+
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    assert main(["info", "--weights", str(broken)]) == CheckpointError.exit_code == 2
+    assert "CheckpointError" in capsys.readouterr().err
 
 
 def test_error_responses_are_json_with_detail() -> None:
