@@ -104,7 +104,14 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=ingress.metrics)
     page = resources.files("services").joinpath("static/index.html").read_text(encoding="utf-8")
     install_security(app, page)  # CSP, nosniff, frame-ancestors on every answer; /docs
-    protected = [Depends(_auth_dependency(settings))] if settings.auth_enabled else []
+    _operations_routes(app, ingress, page)
+    _colorize_routes(app, ingress)
+    return app
+
+
+def _operations_routes(app: FastAPI, ingress: ColorizeIngress, page: str) -> None:
+    """The page, liveness, readiness and metrics: open even when the API needs a key."""
+    settings = ingress.settings
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -133,6 +140,12 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(ingress.metrics.render(), media_type=ingress.metrics.content_type)
+
+
+def _colorize_routes(app: FastAPI, ingress: ColorizeIngress) -> None:
+    """``/v1``: the model card and colorization, behind the API key when one is configured."""
+    settings = ingress.settings
+    protected = [Depends(_auth_dependency(settings))] if settings.auth_enabled else []
 
     @app.get("/v1/model", response_model=ModelCard, dependencies=protected, tags=["colorize"])
     async def model_card() -> ModelCard:
@@ -186,8 +199,6 @@ def create_api(ingress: ColorizeIngress) -> FastAPI:
         ingress.metrics.batch_size.observe(reply.batch_size)
         headers = _headers(reply, fmt, start, checked_at, done)
         return Response(reply.image.data, media_type=processing.MEDIA_TYPES[fmt], headers=headers)
-
-    return app
 
 
 def _headers(reply: ColorizeReply, fmt: str, start: float, checked_at: float, done: float) -> dict[str, str]:
