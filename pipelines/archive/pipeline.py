@@ -220,7 +220,9 @@ def run_archive(
     ensure_ray()
     import ray
 
-    tally = RetryTally.start(writer.run_id)  # storage retries anywhere in the cluster, for the summary
+    # Storage retries anywhere in the cluster, for the summary; local folders have none (no actor then).
+    remote = any(hasattr(store, "tally") for store in (src, dst, writer.store))
+    tally = RetryTally.start(writer.run_id) if remote else RetryTally()
     src, dst, writer.store = with_tally(src, tally), with_tally(dst, tally), with_tally(writer.store, tally)
     config = config.resolve(ray.cluster_resources())
     _log_resources(config)
