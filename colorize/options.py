@@ -7,17 +7,27 @@ import sys
 from typing import Any
 
 from model.config import PredictorConfig
+from model.spec import ModelSpec
+
+# The model options' destinations that are PredictorConfig fields of the same name (see add_model_options).
+PREDICTOR_OPTIONS = ("device", "backend", "working_size", "upsample", "chroma_gain")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the model and how it runs; :func:`model_spec` turns them into a ModelSpec, and
+    their defaults are PredictorConfig's own."""
     parser.add_argument(
         "--weights", help="checkpoint (.safetensors) or exported graph (.onnx); default: the shipped checkpoint"
     )
     parser.add_argument("--preset", help="untrained network of this preset instead of a checkpoint")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    parser.add_argument(
+        "--device",
+        default=PredictorConfig.device,
+        help=f"auto | cpu | cuda | cuda:N (default: {PredictorConfig.device})",
+    )
     parser.add_argument(
         "--backend",
-        default="torch",
+        default=PredictorConfig.backend,
         choices=["torch", "onnxruntime"],
         help="what runs the network: torch (default) or onnxruntime (pip install '.[onnx]'; the checkpoint is "
         "exported to ONNX on first use, or give an .onnx file from `colorize export` as --weights)",
@@ -61,25 +71,21 @@ def chroma_gain(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def predictor_config(args: argparse.Namespace, **config: Any) -> PredictorConfig:
-    """The pixel-path settings from the common model options (see :func:`add_model_options`)."""
-    return PredictorConfig(
-        device=args.device,
-        chroma_gain=getattr(args, "chroma_gain", None),
-        backend=getattr(args, "backend", "torch"),
-        working_size=getattr(args, "working_size", PredictorConfig.working_size),
-        upsample=getattr(args, "upsample", PredictorConfig.upsample),
-        **config,
+def model_spec(args: argparse.Namespace, **overrides: Any) -> ModelSpec:
+    """The model the common options choose (see :func:`add_model_options`), with ``overrides`` of other
+    PredictorConfig fields (a command's batch size or image limits). Options a command lacks keep
+    PredictorConfig's defaults."""
+    given = {name: getattr(args, name) for name in PREDICTOR_OPTIONS if hasattr(args, name)}
+    return ModelSpec(
+        weights=getattr(args, "weights", None),
+        preset=getattr(args, "preset", None),
+        predictor=PredictorConfig(**{**given, **overrides}),
     )
 
 
-def load_colorizer(args: argparse.Namespace, **config: Any) -> Any:
+def load_colorizer(args: argparse.Namespace, **overrides: Any) -> Any:
     """Build the shared predictor from the common options and say clearly when it is untrained."""
-    from model import Colorizer
-
-    colorizer = Colorizer.from_pretrained(
-        args.weights, preset=getattr(args, "preset", None), config=predictor_config(args, **config)
-    )
+    colorizer = model_spec(args, **overrides).build()
     if not colorizer.trained:
         print(
             "warning: no trained weights: using a randomly initialised network; colours will be meaningless",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time the names load lazily (
     )
     from model.imageio import DecodedImage, decode_image, encode_image
     from model.predictor import ChromaPrediction, ColorizedImage, Colorizer
+    from model.spec import ModelSpec
 
 # Names re-exported here, by module. Loaded on first use (PEP 562), so that light modules such as
 # ``model.config`` can be imported (by the CLI's argument parser, say) without loading torch.
@@ -36,6 +37,7 @@ _EXPORTS = {
     "model.imageio": ("DecodedImage", "decode_image", "encode_image"),
     "model.encoded": ("EncodeRequest", "EncodedImage"),
     "model.predictor": ("ChromaPrediction", "ColorizedImage", "Colorizer"),
+    "model.spec": ("ModelSpec",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -64,6 +66,7 @@ __all__ = [
     "ImageLimits",
     "ImageTooLargeError",
     "InvalidImageError",
+    "ModelSpec",
     "NotAnImageError",
     "PredictorConfig",
     "TruncatedImageError",

@@ -29,5 +29,6 @@ def build_app(args: AppArgs) -> Application:
     """Model deployment behind the ingress. ``args`` may also be a plain dict (it is validated either way)."""
     parsed = AppArgs.model_validate(args if args is not None else {})
     Settings(**parsed.settings)  # a bad setting fails the deploy here, not in every replica
-    model = ColorizerModel.bind(parsed.model.model_dump())  # type: ignore[attr-defined]
+    # Only the keys the config sets travel: the replica leaves the rest to PredictorConfig's defaults.
+    model = ColorizerModel.bind(parsed.model.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
     return ColorizeIngress.bind(model, parsed.settings)  # type: ignore[attr-defined]

@@ -16,14 +16,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 
-from model.config import MAX_CHROMA_GAIN, STRIDE, PredictorConfig
+from model.config import MAX_CHROMA_GAIN, STRIDE
 from model.encoded import EncodedImage, EncodeRequest
 from model.errors import ColorizeError
+from model.spec import ModelSpec
 
 log = logging.getLogger(__name__)
+
+# Keys whose null is a setting of its own rather than "the default": working_size null = the input's own size.
+_NULL_MEANS_SOMETHING = frozenset({"working_size"})
 
 
 @dataclass
@@ -40,22 +44,36 @@ class ColorizeReply:
 
 
 class ModelArgs(BaseModel):
-    """How the predictor is built (``args`` of the application in ``deploy/serve.yaml``)."""
+    """``args.model`` of the application in ``deploy/serve.yaml``: which model each replica serves and how.
+
+    It validates the keys and builds a :class:`model.ModelSpec` from the keys the config sets (:meth:`spec`);
+    a key left out (or null, where null has no meaning of its own) keeps PredictorConfig's default, so the
+    defaults are written in one place (``model/config.py``). ``torch_threads`` is the replica's own setting."""
 
     model_config = ConfigDict(extra="forbid")
 
-    weights: str | None = None  # a .safetensors checkpoint; default: the shipped one
+    weights: str | None = None  # a .safetensors checkpoint (or an exported .onnx graph); default: the shipped one
     preset: str | None = None  # an untrained network of this preset instead
-    device: str = "auto"  # auto picks the GPU when Ray gave this replica one (num_gpus in serve.yaml)
-    precision: str = "auto"
-    max_batch_pixels: Annotated[int, Field(gt=0)] = 16_000_000
-    top_k: Annotated[int, Field(ge=0, le=20)] = 3
+    device: str | None = None  # auto picks the GPU when Ray gave this replica one (num_gpus in serve.yaml)
+    precision: str | None = None
+    max_batch_pixels: Annotated[int | None, Field(gt=0)] = None
+    top_k: Annotated[int | None, Field(ge=0, le=20)] = None
     chroma_gain: Annotated[float | None, Field(ge=0.0, le=MAX_CHROMA_GAIN)] = None  # default: the checkpoint's gain
     torch_threads: Annotated[int | None, Field(ge=1)] = None  # CPU threads per replica; default: torch's choice
-    backend: Literal["torch", "onnxruntime"] = "torch"  # onnxruntime: the exported graph (the `onnx` extra)
-    # the pixel path: longest side the network sees (None = full size) and chroma upsampling
-    working_size: Annotated[int | None, Field(ge=STRIDE)] = PredictorConfig.working_size
-    upsample: Literal["guided", "bilinear"] = PredictorConfig.upsample  # type: ignore[assignment]
+    backend: Literal["torch", "onnxruntime"] | None = None  # onnxruntime: the exported graph (the `onnx` extra)
+    # the pixel path: longest side the network sees (null = the input's own size) and chroma upsampling
+    working_size: Annotated[int | None, Field(ge=STRIDE)] = None
+    upsample: Literal["guided", "bilinear"] | None = None
+
+    @model_validator(mode="after")
+    def _check_spec(self) -> ModelArgs:
+        self.spec()  # PredictorConfig's own checks (device, precision, ...) fail the deploy, not each replica
+        return self
+
+    def spec(self) -> ModelSpec:
+        """The model these args describe: only the keys the config sets; the rest are PredictorConfig's."""
+        given = self.model_dump(exclude_unset=True, exclude={"torch_threads"})
+        return ModelSpec.from_dict({k: v for k, v in given.items() if v is not None or k in _NULL_MEANS_SOMETHING})
 
 
 class BatchConfig(BaseModel):
@@ -73,22 +91,10 @@ class ColorizerModel:
     def __init__(self, args: dict[str, Any] | None = None) -> None:
         import torch
 
-        from model import Colorizer, PredictorConfig
-
         self.args = ModelArgs.model_validate(args or {})
         if self.args.torch_threads:
             torch.set_num_threads(self.args.torch_threads)
-        config = PredictorConfig(
-            device=self.args.device,
-            precision=self.args.precision,
-            max_batch_pixels=self.args.max_batch_pixels,
-            top_k=self.args.top_k,
-            chroma_gain=self.args.chroma_gain,
-            backend=self.args.backend,
-            working_size=self.args.working_size,
-            upsample=self.args.upsample,
-        )
-        self.colorizer = Colorizer.from_pretrained(self.args.weights, preset=self.args.preset, config=config)
+        self.colorizer = self.args.spec().build()
         if not self.colorizer.trained:
             log.warning("serving an untrained network: colours will be meaningless")
         self.colorizer.warm_up()  # the first client does not wait for kernel compilation

@@ -34,7 +34,7 @@ MODEL_LAYERS: tuple[tuple[str, ...], ...] = (
         "model.photos",
         "model.metrics",
     ),
-    ("model.predictor",),
+    ("model.predictor", "model.spec"),  # the predictor, and the one description of which model it runs
     ("model.evaluation", "model.calibration", "model.checkset"),
     ("model.training",),  # and every model.training.* module: training recipes stand on the library
     ("model",),  # the package's facade (lazy re-exports)

@@ -34,12 +34,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model import Colorizer
+    from colorize.options import model_spec
     from model.export import DEFAULT_OPSET, export_onnx, max_ab_difference
     from model.onnx_backend import OnnxFusionNetwork
 
     try:
-        colorizer = Colorizer.from_pretrained(args.weights, preset=args.preset)
+        colorizer = model_spec(args).build()
         export_onnx(colorizer.network, args.onnx, card=colorizer.card, opset=args.opset or DEFAULT_OPSET)
     except (ValueError, ModuleNotFoundError) as exc:  # our own errors: colorize.cli, by their exit_code
         print(f"error: {exc}", file=sys.stderr)

@@ -157,3 +157,21 @@ def test_the_serve_config_is_the_one_source_of_scaling(name: str) -> None:
             assert field in dumped, (name, deployment.name, field)
         if deployment.name == "ColorizerModel":
             BatchConfig.model_validate(deployment.user_config)  # both batching fields, required
+
+
+def test_model_args_set_only_what_the_config_names() -> None:
+    """PredictorConfig is the one place the model's defaults live: ModelArgs passes on only the keys given."""
+    from model import ModelSpec, PredictorConfig
+    from services.model_deployment import ModelArgs
+
+    assert ModelArgs().spec() == ModelSpec()
+    spec = ModelArgs.model_validate({"preset": "tiny", "precision": "fp32", "working_size": None, "top_k": 5}).spec()
+    assert spec == ModelSpec(preset="tiny", predictor=PredictorConfig(precision="fp32", working_size=None, top_k=5))
+    assert ModelArgs.model_validate({"device": None}).spec().predictor.device == PredictorConfig().device
+    for path in sorted(DEPLOY.glob("serve*.yaml")):  # every shipped config's model args build a spec
+        for app in load_config(path).applications:
+            parsed = AppArgs.model_validate(app.args or {})
+            replica = ModelArgs.model_validate(parsed.model.model_dump(exclude_unset=True))  # what bind() sends
+            assert replica.spec() == parsed.model.spec()
+    with pytest.raises(ValidationError, match="precision"):
+        ModelArgs.model_validate({"precision": "fp8"})  # PredictorConfig's own check, at validation
