@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,19 @@ import numpy as np
 from PIL import Image
 
 from colorize.samples import sample_photos
+from model import ModelSpec, PredictorConfig
 from model.imageio import output_format
-from pipelines.archive import ArchiveConfig, Location, ObjectInfo, StorageOptions, open_store, run_archive
+from pipelines.archive import (
+    ArchiveConfig,
+    Location,
+    ObjectInfo,
+    Outputs,
+    Resources,
+    Selection,
+    StorageOptions,
+    open_store,
+    run_archive,
+)
 
 # ------------------------------------------------------------------------------------------- inputs
 
@@ -134,7 +145,7 @@ def pipeline_run(label: str, config: ArchiveConfig) -> Result:
 
 
 def parse_config(text: str) -> tuple[str, dict[str, Any]]:
-    """``label:key=value:key=value`` with ArchiveConfig field names (workers=1,2)."""
+    """``label:key=value:key=value`` with the names of the config's ``Resources`` fields (workers=1,2)."""
     label, *items = text.split(":")
     values: dict[str, Any] = {}
     for item in items:
@@ -185,20 +196,17 @@ def throughput(args: argparse.Namespace) -> None:
             src=src_url,
             dst=dst_url + "/ray",
             storage=options,
-            preset=args.preset,
-            weights=args.weights,
-            device=args.device,
-            overwrite=True,
-            quality=args.quality,
-            batch_size=args.batch_size,
-            progress=False,
+            selection=Selection(overwrite=True),
+            outputs=Outputs(quality=args.quality, progress=False),
+            resources=Resources(batch_size=args.batch_size),
+            model=ModelSpec(args.weights, args.preset, PredictorConfig(device=args.device)),
         )
         spec = base.colorizer_factory()
         rows: list[tuple[int, Result]] = []
         from model import decode_image
 
         planes = [decode_image(src.get(k)).lightness for k in keys[: args.model_images]]
-        forward = base.replace(gpus_per_worker=1.0 if gpu else 0.0).forward_batch
+        forward = replace(base.resources, gpus_per_worker=1.0 if gpu else 0.0).forward_batch
         for threads in [0] if gpu else sorted(set(args.loop_threads)):
             bound = model_bound(spec, planes, forward, threads)
             rows.append((0, bound))
@@ -214,7 +222,7 @@ def throughput(args: argparse.Namespace) -> None:
             loop = max(loops, key=lambda r: r.steady)  # ratios are against the best loop of this repeat
             for label, values in configs:
                 gc.collect()
-                result = pipeline_run(label, base.replace(**values))
+                result = pipeline_run(label, base.replace(resources=replace(base.resources, **values)))
                 result.notes["ratio_steady"] = round(result.steady / loop.steady, 3)
                 result.notes["ratio_wall"] = round(result.rate / loop.rate, 3)
                 rows.append((repeat, result))
@@ -325,11 +333,9 @@ def driver_memory(args: argparse.Namespace) -> None:
         config = ArchiveConfig(
             src="s3://fake/src",
             dst="s3://fake/dst",
-            preset="test",
-            device="cpu",
-            progress=False,
-            io_batch_size=1000,
-            batch_size=1000,
+            outputs=Outputs(progress=False),
+            resources=Resources(io_batch_size=1000, batch_size=1000),
+            model=ModelSpec(preset="test", predictor=PredictorConfig(device="cpu")),
         )
         start = time.perf_counter()
         summary = run_archive(

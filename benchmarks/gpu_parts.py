@@ -92,7 +92,8 @@ def _archive(folder: Path, width: int, height: int, n: int) -> None:
 def bulk(device: str, smoke: bool) -> dict[str, Any]:
     import ray
 
-    from pipelines.archive import ArchiveConfig, run_archive
+    from model import ModelSpec, PredictorConfig
+    from pipelines.archive import ArchiveConfig, Outputs, Resources, Selection, run_archive
 
     ray.init(include_dashboard=False, logging_level=logging.WARNING)
     gpus = 0.25 if device.startswith("cuda") else 0.0
@@ -108,8 +109,9 @@ def bulk(device: str, smoke: bool) -> dict[str, Any]:
             if not src.exists():
                 _archive(src, width, height, n)
             config = ArchiveConfig(
-                src=str(src), dst=str(Path(tmp) / "dst"), preset=preset, device=device,
-                gpus_per_worker=gpus, overwrite=True, progress=False,
+                src=str(src), dst=str(Path(tmp) / "dst"), selection=Selection(overwrite=True),
+                outputs=Outputs(progress=False), resources=Resources(gpus_per_worker=gpus),
+                model=ModelSpec(preset=preset, predictor=PredictorConfig(device=device)),
             )
             summary = run_archive(config)
             rows.append({

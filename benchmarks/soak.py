@@ -246,7 +246,7 @@ def start_api(port: int | None) -> str:
 # ----------------------------------------------------------------------------------------- archive
 def archive_run(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.serve_load import synthetic_jpeg as photo
-    from pipelines.archive import ArchiveConfig, run_archive
+    from pipelines.archive import ArchiveConfig, Outputs, run_archive
 
     root = Path(tempfile.mkdtemp(prefix="soak-archive-"))
     src, dst = root / "src", root / "dst"
@@ -264,7 +264,7 @@ def archive_run(args: argparse.Namespace) -> dict[str, Any]:
             memory.sample()
             last[0] = now
 
-    config = ArchiveConfig(src=str(src), dst=str(dst), progress=False)
+    config = ArchiveConfig(src=str(src), dst=str(dst), outputs=Outputs(progress=False))
     summary = run_archive(config, progress=progress)
     memory.sample()
     return {"images": args.images, "summary": summary.to_dict(), "memory_mib": memory.trend(since_s=30.0)}

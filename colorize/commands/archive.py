@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from colorize.options import add_model_options
+from colorize.options import add_model_options, model_spec
 
 
 def workers(text: str) -> tuple[int, int]:
@@ -114,41 +114,37 @@ def register(sub: Any) -> None:
 
 
 def build_config(args: argparse.Namespace, src: str, dst: str, **overrides: Any) -> Any:
+    """The ArchiveConfig the options describe, group by group as :func:`add_archive_options` lists them;
+    ``overrides`` replace whole top-level fields (``colorize demo`` passes its own ``storage``)."""
     from model import ImageLimits
-    from pipelines.archive import ArchiveConfig, StorageOptions
+    from pipelines.archive import ArchiveConfig, Outputs, Resources, Selection, StorageOptions
 
+    limits = {"max_bytes": args.max_bytes, "max_pixels": args.max_pixels}
     values: dict[str, Any] = dict(
         src=src,
         dst=dst,
         storage=StorageOptions(endpoint_url=args.endpoint_url, region_name=args.region),
-        manifest=args.manifest,
-        include=tuple(args.include),
-        exclude=tuple(args.exclude),
-        limit=args.limit,
-        overwrite=args.overwrite,
-        dry_run=args.dry_run,
-        format=args.format,
-        quality=args.quality,
-        report=args.report,
-        weights=args.weights,
-        preset=args.preset,
-        device=args.device,
-        upsample=args.upsample,
-        working_size=args.working_size,
-        chroma_gain=args.chroma_gain,
-        backend=getattr(args, "backend", "torch"),
-        max_bytes=args.max_bytes or ImageLimits().max_bytes,
-        max_pixels=args.max_pixels or ImageLimits().max_pixels,
-        workers=args.workers,
-        gpus_per_worker=args.gpus_per_worker,
-        cpus_per_worker=args.cpus_per_worker,
-        torch_threads=args.torch_threads,
-        cpus_per_task=args.cpus_per_task,
-        batch_size=args.batch_size,
-        io_batch_size=args.io_batch_size,
-        io_threads=args.io_threads,
-        prefetch_batches=args.prefetch_batches,
-        progress=not args.no_progress,
+        selection=Selection(
+            manifest=args.manifest,
+            include=tuple(args.include),
+            exclude=tuple(args.exclude),
+            limit=args.limit,
+            overwrite=args.overwrite,
+            dry_run=args.dry_run,
+        ),
+        outputs=Outputs(format=args.format, quality=args.quality, report=args.report, progress=not args.no_progress),
+        resources=Resources(
+            workers=args.workers,
+            gpus_per_worker=args.gpus_per_worker,
+            cpus_per_worker=args.cpus_per_worker,
+            torch_threads=args.torch_threads,
+            batch_size=args.batch_size,
+            io_batch_size=args.io_batch_size,
+            prefetch_batches=args.prefetch_batches,
+            io_threads=args.io_threads,
+            cpus_per_task=args.cpus_per_task,
+        ),
+        model=model_spec(args, limits=ImageLimits(**{k: v for k, v in limits.items() if v})),
     )
     values.update(overrides)
     return ArchiveConfig(**values)
@@ -158,7 +154,8 @@ def warn_if_untrained(config: Any) -> None:
     """The actors load the model; say here, once, when it is a random network."""
     from model.predictor import DEFAULT_WEIGHTS
 
-    if config.preset is not None or (config.weights is None and not DEFAULT_WEIGHTS.is_file()):
+    model = config.model
+    if model.preset is not None or (model.weights is None and not DEFAULT_WEIGHTS.is_file()):
         print(
             "warning: no trained weights: using a randomly initialised network; colours will be meaningless",
             file=sys.stderr,
@@ -171,7 +168,7 @@ def execute(config: Any, **kwargs: Any) -> int:
     from colorize.signals import stop_signals
     from pipelines.archive import ArchiveInterrupted, run_archive
 
-    if not config.dry_run:
+    if not config.selection.dry_run:
         warn_if_untrained(config)
         from pipelines.archive.pipeline import ensure_ray
 

@@ -6,7 +6,7 @@ summary = run_archive(ArchiveConfig(src="s3://bucket/archive", dst="s3://bucket/
 print(summary.format())
 """
 
-from pipelines.archive.config import ArchiveConfig, ModelSpec
+from pipelines.archive.config import ArchiveConfig, Outputs, Resources, Selection
 from pipelines.archive.keys import KeyFilter, is_video, output_key
 from pipelines.archive.pipeline import ArchiveInterrupted, dry_run, run_archive
 from pipelines.archive.report import Summary, load_report, load_summaries
@@ -27,10 +27,12 @@ __all__ = [
     "KeyFilter",
     "LocalStore",
     "Location",
-    "ModelSpec",
     "ObjectInfo",
+    "Outputs",
+    "Resources",
     "RetryPolicy",
     "S3Store",
+    "Selection",
     "StorageError",
     "StorageOptions",
     "Summary",

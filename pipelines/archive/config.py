@@ -1,13 +1,13 @@
-"""Typed configuration of an archive run; one field per ``colorize archive`` option."""
+"""Typed configuration of an archive run, grouped as the ``colorize archive`` options are: storage, selection,
+outputs, resources and the model (the one :class:`model.ModelSpec`; image limits in its predictor's ``limits``)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from model import Colorizer, ImageLimits, PredictorConfig
+from model import ImageLimits, ModelSpec
 from pipelines.archive.keys import KeyFilter, check_format
 from pipelines.archive.storage import Location, StorageOptions
 
@@ -15,35 +15,44 @@ REPORT_FOLDER = "_reports"  # default report location: DST/_reports/<run id>/
 
 
 @dataclass(frozen=True)
-class ArchiveConfig:
-    """Colorize every image (and video) under ``src`` into the same keys under ``dst``."""
+class Selection:
+    """Which objects the run processes."""
 
-    src: str  # s3://bucket/prefix or a local directory; never written to
-    dst: str  # s3://bucket/prefix or a local directory; must not overlap src
-    storage: StorageOptions = field(default_factory=StorageOptions)  # endpoint URL, region, retries
-    # --- what to process ---------------------------------------------------------------------------
     manifest: str | None = None  # Parquet/CSV with a `key` column (and optional `size`) instead of listing
     include: tuple[str, ...] = ()  # glob patterns on keys relative to src; none = everything
     exclude: tuple[str, ...] = ()
     limit: int | None = None  # the first N selected objects, in listing order
     overwrite: bool = False  # False = resume: skip objects whose output already exists
     dry_run: bool = False  # count objects and bytes (and existing outputs); write nothing
-    # --- outputs -----------------------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise ValueError(f"limit must be >= 0, got {self.limit}")
+
+    @property
+    def key_filter(self) -> KeyFilter:
+        return KeyFilter(tuple(self.include), tuple(self.exclude))
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What the run writes: the outputs' format, the report's folder, the progress bar."""
+
     format: str = "same"  # same | jpeg | png | webp
     quality: int = 92  # JPEG/WebP quality
     report: str | None = None  # report folder; default <dst>/_reports
-    # --- the model (what `colorize/options.py` offers every command) ---------------------------------
-    weights: str | None = None  # checkpoint; default: the shipped one
-    preset: str | None = None  # an untrained preset instead (tests, benchmarks)
-    device: str = "auto"
-    precision: str = "auto"
-    upsample: str = PredictorConfig.upsample  # chroma upsampling: guided | bilinear
-    working_size: int | None = PredictorConfig.working_size  # longest side the network sees; None = full size
-    chroma_gain: float | None = None  # a*b* multiplier; default: the checkpoint's calibrated gain
-    backend: str = "torch"  # torch | onnxruntime (each actor runs the exported graph; see model/onnx_backend.py)
-    max_bytes: int = ImageLimits().max_bytes  # larger objects fail with ImageTooLargeError unread
-    max_pixels: int = ImageLimits().max_pixels
-    # --- resources (None = chosen for the cluster by resolve(); see there) ------------------------
+    progress: bool = True  # a progress bar on stderr
+
+    def __post_init__(self) -> None:
+        check_format(self.format)
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be in 1..100, got {self.quality}")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Pool and batch sizes; None = chosen for the cluster by :meth:`resolve`."""
+
     workers: tuple[int, int] | None = None  # min, max inference actors (autoscaled in between)
     gpus_per_worker: float = 0.0  # 0 = CPU inference (a GPU request on a GPU-less cluster waits forever)
     cpus_per_worker: float | None = None  # CPUs reserved for each inference actor
@@ -53,19 +62,8 @@ class ArchiveConfig:
     prefetch_batches: int = 2  # batches queued at each actor while it works (max_tasks_in_flight_per_actor)
     io_threads: int = 16  # concurrent downloads / uploads within one task
     cpus_per_task: float | None = None  # CPUs reserved for each fetch or upload task (I/O: mostly waiting)
-    progress: bool = True  # a progress bar on stderr
 
     def __post_init__(self) -> None:
-        check_format(self.format)
-        src, dst = Location.parse(self.src), Location.parse(self.dst)
-        if src.overlaps(dst):
-            raise ValueError(f"DST {dst.url} overlaps SRC {src.url}: outputs must never be written into SRC")
-        if self.report is not None and Location.parse(self.report).overlaps(src):
-            raise ValueError(f"the report folder {self.report} is inside SRC {src.url}")
-        if not 1 <= self.quality <= 100:
-            raise ValueError(f"quality must be in 1..100, got {self.quality}")
-        if self.limit is not None and self.limit < 0:
-            raise ValueError(f"limit must be >= 0, got {self.limit}")
         if self.workers is not None and not 1 <= self.workers[0] <= self.workers[1]:
             raise ValueError(f"workers must be MIN,MAX with 1 <= MIN <= MAX, got {self.workers}")
         if self.gpus_per_worker < 0 or (self.cpus_per_worker or 0) < 0 or (self.cpus_per_task or 1) <= 0:
@@ -79,28 +77,6 @@ class ArchiveConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.prefetch_batches < 1:
             raise ValueError("prefetch_batches must be >= 1")
-        self.predictor_config()  # validates device, precision and upsample
-
-    # ------------------------------------------------------------------------------------ derived
-    @property
-    def src_location(self) -> Location:
-        return Location.parse(self.src)
-
-    @property
-    def dst_location(self) -> Location:
-        return Location.parse(self.dst)
-
-    @property
-    def report_location(self) -> Location:
-        return Location.parse(self.report) if self.report else self.dst_location.child(REPORT_FOLDER)
-
-    @property
-    def key_filter(self) -> KeyFilter:
-        return KeyFilter(tuple(self.include), tuple(self.exclude))
-
-    @property
-    def limits(self) -> ImageLimits:
-        return ImageLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
 
     @property
     def forward_batch(self) -> int:
@@ -114,8 +90,8 @@ class ArchiveConfig:
         """Rows per actor call: at least a decode task's worth, so the actor is not called per image."""
         return max(self.forward_batch, self.io_batch_size or 1)
 
-    def resolve(self, cluster: dict[str, float]) -> ArchiveConfig:
-        """Fill the resource fields left at None for a cluster with these resources (``ray.cluster_resources()``).
+    def resolve(self, cluster: dict[str, float]) -> Resources:
+        """Fill the fields left at None for a cluster with these resources (``ray.cluster_resources()``).
 
         The actors do all the pixel work (decode, network, compose, encode); fetch and upload tasks only wait on
         the store, so they reserve a quarter of a CPU each. GPU inference: actors autoscale from 1 to as many as
@@ -130,7 +106,8 @@ class ArchiveConfig:
             workers, cpus_per_worker, threads, objects = (1, most), 1.0, 2, 16
         else:
             workers, cpus_per_worker, threads, objects = (max(1, cpus // 2), cpus), 0.75, 1, 8
-        return self.replace(
+        return dataclasses.replace(
+            self,
             workers=self.workers or workers,
             io_batch_size=self.io_batch_size or objects,
             cpus_per_worker=cpus_per_worker if self.cpus_per_worker is None else self.cpus_per_worker,
@@ -143,33 +120,69 @@ class ArchiveConfig:
         fields = (self.workers, self.cpus_per_worker, self.cpus_per_task, self.torch_threads, self.io_batch_size)
         return None not in fields
 
-    def predictor_config(self) -> PredictorConfig:
-        return PredictorConfig(
-            device=self.device,
-            precision=self.precision,
-            max_batch_size=self.forward_batch,
-            upsample=self.upsample,
-            working_size=self.working_size,
-            chroma_gain=self.chroma_gain,
-            limits=self.limits,
-            backend=self.backend,
-        )
 
-    def colorizer_factory(self) -> Callable[[], Colorizer]:
-        """A picklable function that builds this run's predictor (called once in each inference actor)."""
-        return ModelSpec(self.weights, self.preset, self.predictor_config())
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """Colorize every image (and video) under ``src`` into the same keys under ``dst``."""
+
+    src: str  # s3://bucket/prefix or a local directory; never written to
+    dst: str  # s3://bucket/prefix or a local directory; must not overlap src
+    storage: StorageOptions = field(default_factory=StorageOptions)  # endpoint URL, region, retries
+    selection: Selection = field(default_factory=Selection)
+    outputs: Outputs = field(default_factory=Outputs)
+    resources: Resources = field(default_factory=Resources)
+    # weights/preset and the predictor's settings; its max_batch_size is replaced by forward_batch in the actors
+    model: ModelSpec = field(default_factory=ModelSpec)
+
+    def __post_init__(self) -> None:
+        src, dst = Location.parse(self.src), Location.parse(self.dst)
+        if src.overlaps(dst):
+            raise ValueError(f"DST {dst.url} overlaps SRC {src.url}: outputs must never be written into SRC")
+        if self.outputs.report is not None and Location.parse(self.outputs.report).overlaps(src):
+            raise ValueError(f"the report folder {self.outputs.report} is inside SRC {src.url}")
+
+    # ------------------------------------------------------------------------------------ derived
+    @property
+    def src_location(self) -> Location:
+        return Location.parse(self.src)
+
+    @property
+    def dst_location(self) -> Location:
+        return Location.parse(self.dst)
+
+    @property
+    def report_location(self) -> Location:
+        return Location.parse(self.outputs.report) if self.outputs.report else self.dst_location.child(REPORT_FOLDER)
+
+    @property
+    def key_filter(self) -> KeyFilter:
+        return self.selection.key_filter
+
+    @property
+    def limits(self) -> ImageLimits:
+        """What the decoder (and, before any download, the fetch stage) accepts: the model's own limits."""
+        return self.model.predictor.limits
+
+    @property
+    def forward_batch(self) -> int:
+        return self.resources.forward_batch
+
+    @property
+    def actor_batch(self) -> int:
+        return self.resources.actor_batch
+
+    def resolve(self, cluster: dict[str, float]) -> ArchiveConfig:
+        """This config with its resources fitted to the cluster (see :meth:`Resources.resolve`)."""
+        return self.replace(resources=self.resources.resolve(cluster))
+
+    @property
+    def resolved(self) -> bool:
+        return self.resources.resolved
+
+    def colorizer_factory(self) -> ModelSpec:
+        """A picklable factory of this run's predictor (called once in each inference actor): the model, with
+        forward passes of ``forward_batch`` images."""
+        return self.model.with_predictor(max_batch_size=self.forward_batch)
 
     def replace(self, **changes: Any) -> ArchiveConfig:
         return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Weights + preset + predictor settings: enough to rebuild the same predictor in any process."""
-
-    weights: str | None = None
-    preset: str | None = None
-    config: PredictorConfig = field(default_factory=PredictorConfig)
-
-    def __call__(self) -> Colorizer:
-        return Colorizer.from_pretrained(self.weights, preset=self.preset, config=self.config)

@@ -42,8 +42,8 @@ class ArchiveInterrupted(KeyboardInterrupt):
 
 def _object_stream(config: ArchiveConfig, src: Store) -> Callable[[], Iterable[ObjectInfo]]:
     """A picklable callable that yields the run's objects: the store's listing or the manifest's keys."""
-    if config.manifest:
-        return functools.partial(iter_manifest, config.manifest, src.location, config.storage)
+    if config.selection.manifest:
+        return functools.partial(iter_manifest, config.selection.manifest, src.location, config.storage)
     return src.iter_objects
 
 
@@ -51,11 +51,11 @@ def _stage_context(config: ArchiveConfig, src: Store, dst: Store) -> StageContex
     return StageContext(
         src=src,
         dst=dst,
-        format=config.format,
-        quality=config.quality,
-        overwrite=config.overwrite,
+        format=config.outputs.format,
+        quality=config.outputs.quality,
+        overwrite=config.selection.overwrite,
         limits=config.limits,
-        io_threads=config.io_threads,
+        io_threads=config.resources.io_threads,
     )
 
 
@@ -104,37 +104,35 @@ def build_image_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: 
     import ray
     from ray.data import ActorPoolStrategy
 
-    ctx = _stage_context(config, src, dst)
-    listing = KeyListing(_object_stream(config, src), config.key_filter, config.limit, "all")
-    assert config.resolved and config.workers is not None, "call config.resolve(ray.cluster_resources())"
-    lo, hi = config.workers
+    ctx, res = _stage_context(config, src, dst), config.resources
+    listing = KeyListing(_object_stream(config, src), config.key_filter, config.selection.limit, "all")
+    assert config.resolved and res.workers is not None, "call config.resolve(ray.cluster_resources())"
+    lo, hi = res.workers
     return (
         # Listing is I/O that waits on the store: it takes no CPU slot away from the stages.
         ray.data.read_datasource(listing, override_num_blocks=1, num_cpus=0)
         # A map task takes whole input blocks, and Ray would pack the listing into large ones: cut it into
         # blocks of io_batch_size keys so that downloads spread over the tasks and results stream back.
-        .repartition(target_num_rows_per_block=config.io_batch_size or 1)
-        .map_batches(fetch, fn_kwargs={"ctx": ctx}, batch_size=config.io_batch_size or 1, num_cpus=config.cpus_per_task)
+        .repartition(target_num_rows_per_block=res.io_batch_size or 1)
+        .map_batches(fetch, fn_kwargs={"ctx": ctx}, batch_size=res.io_batch_size or 1, num_cpus=res.cpus_per_task)
         .map_batches(
             ColorizeWorker,
             fn_constructor_kwargs={
                 "factory": factory,
-                "quality": config.quality,
-                "torch_threads": config.torch_threads,
+                "quality": config.outputs.quality,
+                "torch_threads": res.torch_threads,
             },
             batch_size=config.actor_batch,
             # Prefetch: while an actor works on one batch, the next ones' bytes are already on its node.
-            compute=ActorPoolStrategy(min_size=lo, max_size=hi, max_tasks_in_flight_per_actor=config.prefetch_batches),
-            num_cpus=config.cpus_per_worker,
-            num_gpus=config.gpus_per_worker,
+            compute=ActorPoolStrategy(min_size=lo, max_size=hi, max_tasks_in_flight_per_actor=res.prefetch_batches),
+            num_cpus=res.cpus_per_worker,
+            num_gpus=res.gpus_per_worker,
             # A runtime env of its own (the actor's thread count) also keeps Ray Data from fusing the I/O
             # stages into the actor, which would make the device wait on downloads and uploads.
             # Crashed actors are restarted and their batches retried (Ray Data's defaults for actor pools).
-            runtime_env=_thread_env(config.torch_threads or 1),
+            runtime_env=_thread_env(res.torch_threads or 1),
         )
-        .map_batches(
-            upload, fn_kwargs={"ctx": ctx}, batch_size=config.io_batch_size or 1, num_cpus=config.cpus_per_task
-        )
+        .map_batches(upload, fn_kwargs={"ctx": ctx}, batch_size=res.io_batch_size or 1, num_cpus=res.cpus_per_task)
     )
 
 
@@ -143,19 +141,19 @@ def build_video_dataset(config: ArchiveConfig, src: Store, dst: Store, factory: 
     import ray
     from ray.data import ActorPoolStrategy
 
-    ctx = _stage_context(config, src, dst)
-    listing = KeyListing(_object_stream(config, src), config.key_filter, config.limit, "video")
+    ctx, res = _stage_context(config, src, dst), config.resources
+    listing = KeyListing(_object_stream(config, src), config.key_filter, config.selection.limit, "video")
     return (
         ray.data.read_datasource(listing, override_num_blocks=1, num_cpus=0)
         .repartition(target_num_rows_per_block=1)
         .map_batches(
             VideoWorker,
-            fn_constructor_kwargs={"factory": factory, "ctx": ctx, "torch_threads": config.torch_threads},
+            fn_constructor_kwargs={"factory": factory, "ctx": ctx, "torch_threads": res.torch_threads},
             batch_size=1,
-            compute=ActorPoolStrategy(min_size=1, max_size=config.workers[1] if config.workers else 1),
-            num_cpus=config.cpus_per_worker,
-            num_gpus=config.gpus_per_worker,
-            runtime_env=_thread_env(config.torch_threads or 1),
+            compute=ActorPoolStrategy(min_size=1, max_size=res.workers[1] if res.workers else 1),
+            num_cpus=res.cpus_per_worker,
+            num_gpus=res.gpus_per_worker,
+            runtime_env=_thread_env(res.torch_threads or 1),
         )
     )
 
@@ -205,13 +203,14 @@ def run_archive(
     """Colorize everything ``config`` selects and return the run's :class:`Summary`.
 
     ``colorizer_factory``: a picklable zero-argument callable building the predictor in each inference actor
-    (default: ``config``'s weights/preset/device). ``src_store``/``dst_store`` replace the stores named by
-    ``config.src``/``config.dst`` (other backends, tests). ``progress`` is called with the running summary
-    after every batch of report rows. Ctrl-C raises :class:`ArchiveInterrupted` after writing the report.
+    (default: ``config.colorizer_factory()``, the config's model). ``src_store``/``dst_store`` replace the
+    stores named by ``config.src``/``config.dst`` (other backends, tests). ``progress`` is called with the
+    running summary after every batch of report rows. Ctrl-C raises :class:`ArchiveInterrupted` after writing
+    the report.
     """
     src = src_store or open_store(config.src_location, config.storage)
     dst = dst_store or open_store(config.dst_location, config.storage)
-    if config.dry_run:
+    if config.selection.dry_run:
         return dry_run(config, src_store=src, dst_store=dst)
     _check_source(config, src)
     factory = colorizer_factory or config.colorizer_factory()
@@ -226,7 +225,7 @@ def run_archive(
     src, dst, writer.store = with_tally(src, tally), with_tally(dst, tally), with_tally(writer.store, tally)
     config = config.resolve(ray.cluster_resources())
     _log_resources(config)
-    bar = ProgressBar(config.progress)
+    bar = ProgressBar(config.outputs.progress)
     start = time.perf_counter()
     try:
         with _quiet_ray_data():
@@ -252,19 +251,19 @@ def run_archive(
 def _report_writer(config: ArchiveConfig, dst: Store) -> ReportWriter:
     """The run's report: under DST's report folder, or the folder ``--report`` names."""
     run_id = new_run_id()
-    if config.report is None:
+    if config.outputs.report is None:
         return ReportWriter(dst, REPORT_FOLDER + "/", run_id)
     return ReportWriter(open_store(config.report_location, config.storage), "", run_id)
 
 
 def _log_resources(config: ArchiveConfig) -> None:
-    lo, hi = config.workers or (1, 1)
+    lo, hi = config.resources.workers or (1, 1)
     log.info(
         "colorize actors: %s, each %g GPU, %g CPU, %d torch thread(s); %d image(s) per forward pass",
         lo if lo == hi else f"{lo} to {hi}",
-        config.gpus_per_worker,
-        config.cpus_per_worker,
-        config.torch_threads,
+        config.resources.gpus_per_worker,
+        config.resources.cpus_per_worker,
+        config.resources.torch_threads,
         config.forward_batch,
     )
 
@@ -287,7 +286,7 @@ def _check_source(config: ArchiveConfig, src: Store) -> None:
     except StorageError:
         raise
     except Exception as exc:
-        raise StorageError(f"cannot read {config.manifest or src.location.url}: {exc}") from exc
+        raise StorageError(f"cannot read {config.selection.manifest or src.location.url}: {exc}") from exc
     finally:
         close = getattr(stream, "close", None)
         if close is not None:
@@ -303,17 +302,17 @@ def _chunks(items: Iterable[ObjectInfo], size: int) -> Iterator[list[ObjectInfo]
 def dry_run(config: ArchiveConfig, *, src_store: Store | None = None, dst_store: Store | None = None) -> Summary:
     """Count what a run would do, without Ray and without writing: objects and bytes selected, videos,
     outputs that already exist (one HEAD per object, ``io_threads`` at a time) and objects that would fail
-    unread (empty, or over ``max_bytes``). Streams the listing, so memory stays flat."""
+    unread (empty, or over the model's ``limits.max_bytes``). Streams the listing, so memory stays flat."""
     src = src_store or open_store(config.src_location, config.storage)
     dst = dst_store or open_store(config.dst_location, config.storage)
     summary = Summary(src=src.location.url, dst=dst.location.url, dry_run=True)
     start = time.perf_counter()
 
     def exists(obj: ObjectInfo) -> bool:
-        return not config.overwrite and dst.size(output_key(obj.key, config.format)[0]) is not None
+        return not config.selection.overwrite and dst.size(output_key(obj.key, config.outputs.format)[0]) is not None
 
-    chosen = select(_object_stream(config, src)(), config.key_filter, config.limit, "all")
-    with ThreadPoolExecutor(max_workers=config.io_threads) as pool:
+    chosen = select(_object_stream(config, src)(), config.key_filter, config.selection.limit, "all")
+    with ThreadPoolExecutor(max_workers=config.resources.io_threads) as pool:
         for chunk in _chunks(chosen, 256):
             for obj, done in zip(chunk, pool.map(exists, chunk), strict=True):
                 summary.total += 1
@@ -321,7 +320,7 @@ def dry_run(config: ArchiveConfig, *, src_store: Store | None = None, dst_store:
                 summary.videos += is_video(obj.key)
                 if done:
                     summary.would_skip += 1
-                elif not is_video(obj.key) and (obj.size == 0 or obj.size > config.max_bytes):
+                elif not is_video(obj.key) and (obj.size == 0 or obj.size > config.limits.max_bytes):
                     summary.would_fail += 1
     summary.seconds = time.perf_counter() - start
     return summary

@@ -91,14 +91,15 @@ def test_backend_and_opset_are_checked() -> None:
 def test_bulk_job_and_api_pass_the_backend_through(tmp_path: Path) -> None:
     from pydantic import ValidationError
 
-    from pipelines.archive import ArchiveConfig
+    from colorize.cli import build_parser
+    from colorize.commands.archive import build_config
     from services.model_deployment import ModelArgs
 
-    config = ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), backend="onnxruntime")
-    assert config.colorizer_factory().config.backend == "onnxruntime"  # what each inference actor builds
-    with pytest.raises(ValueError, match="backend"):
-        ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), backend="tf")
-    assert ModelArgs.model_validate({"backend": "onnxruntime"}).backend == "onnxruntime"
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    args = build_parser().parse_args(["archive", src, dst, "--backend", "onnxruntime"])
+    config = build_config(args, args.src, args.dst)
+    assert config.colorizer_factory().predictor.backend == "onnxruntime"  # what each inference actor builds
+    assert ModelArgs.model_validate({"backend": "onnxruntime"}).spec().predictor.backend == "onnxruntime"
     with pytest.raises(ValidationError):
         ModelArgs.model_validate({"backend": "tf"})
 

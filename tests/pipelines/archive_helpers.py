@@ -3,6 +3,7 @@ objects, and checks that an output really is its input colorized."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import time
@@ -15,11 +16,48 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model import decode_image
-from pipelines.archive import StorageOptions, open_store
+from model import ImageLimits, ModelSpec, PredictorConfig, decode_image
+from pipelines.archive import ArchiveConfig, Outputs, Resources, Selection, StorageOptions, open_store
 from tests import imagegen
 
 MAX_BYTES = 300_000  # the archive tests' object size limit (one object is over it)
+
+
+def _names(cls: Any) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def archive_config(src: str, dst: str, **flat: Any) -> ArchiveConfig:
+    """Tests only: an ArchiveConfig from flat keywords (``quality=95, workers=(1, 1), preset="test",
+    max_bytes=...``), each sorted into its group; library code writes the groups itself."""
+    groups: dict[str, dict[str, Any]] = {"selection": {}, "outputs": {}, "resources": {}, "predictor": {}}
+    limits, model, top = {}, {}, {}
+    for key, value in flat.items():
+        if key in ("storage", "selection", "outputs", "resources", "model"):
+            top[key] = value
+        elif key in ("weights", "preset"):
+            model[key] = value
+        elif key in _names(ImageLimits):
+            limits[key] = value
+        else:
+            group = next((g for g, cls in _GROUPS.items() if key in _names(cls)), None)
+            if group is None:
+                raise TypeError(f"archive_config: no group has a field {key!r}")
+            groups[group][key] = value
+    if limits:
+        groups["predictor"]["limits"] = ImageLimits(**limits)
+    return ArchiveConfig(
+        src,
+        dst,
+        selection=Selection(**groups["selection"]),
+        outputs=Outputs(**groups["outputs"]),
+        resources=Resources(**groups["resources"]),
+        model=ModelSpec(**model, predictor=PredictorConfig(**groups["predictor"])),
+        **top,
+    )
+
+
+_GROUPS = {"selection": Selection, "outputs": Outputs, "resources": Resources, "predictor": PredictorConfig}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pytest
 
 from pipelines.archive import ArchiveConfig, load_report, load_summaries, open_store, output_key, run_archive
 from pipelines.archive.storage import RetryPolicy
-from tests.pipelines.archive_helpers import MAX_BYTES, MotoS3, all_objects, assert_colorized, moto_s3
+from tests.pipelines.archive_helpers import MAX_BYTES, MotoS3, all_objects, archive_config, assert_colorized, moto_s3
 from tests.pipelines.fault_proxy import FaultPlan, FaultProxy
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def proxy(moto_s3: MotoS3) -> Iterator[FaultProxy]:
 
 
 def config(archive: dict[str, Any], dst: str, options: Any, **changes: Any) -> ArchiveConfig:
-    base = ArchiveConfig(
+    base: dict[str, Any] = dict(
         src=archive["src"],
         dst=dst,
         storage=options,
@@ -66,7 +66,7 @@ def config(archive: dict[str, Any], dst: str, options: Any, **changes: Any) -> A
         workers=(1, 1),
         progress=False,
     )
-    return base.replace(**changes)
+    return archive_config(**{**base, **changes})
 
 
 def faulty_options(moto: MotoS3, proxy: FaultProxy) -> Any:
@@ -105,11 +105,11 @@ def test_a_fifth_of_s3_requests_failing(archive: dict[str, Any], moto_s3: MotoS3
 
 DRIVER = """
 import json, sys
-from pipelines.archive import ArchiveConfig, run_archive
+from pipelines.archive import run_archive
 from pipelines.archive.storage import RetryPolicy, StorageOptions
-from tests.pipelines.archive_helpers import TinyPredictor
+from tests.pipelines.archive_helpers import TinyPredictor, archive_config
 retry = RetryPolicy(base_delay=0.05, max_delay=0.5)
-config = ArchiveConfig(**json.loads(sys.argv[1]), storage=StorageOptions(**json.loads(sys.argv[2]), retry=retry))
+config = archive_config(**json.loads(sys.argv[1]), storage=StorageOptions(**json.loads(sys.argv[2]), retry=retry))
 progress = lambda s: print("rows", s.total, flush=True)
 if sys.argv[4] == "cli":  # the command's own path: signal handling, summary, exit status
     from colorize.commands.archive import execute

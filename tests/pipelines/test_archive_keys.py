@@ -10,9 +10,20 @@ from typing import Any
 
 import pytest
 
-from pipelines.archive import ArchiveConfig, KeyFilter, ObjectInfo, Summary, load_report, open_store, output_key
+from model import ImageLimits, ModelSpec, PredictorConfig
+from pipelines.archive import (
+    ArchiveConfig,
+    KeyFilter,
+    ObjectInfo,
+    Resources,
+    Summary,
+    load_report,
+    open_store,
+    output_key,
+)
 from pipelines.archive.keys import KeyListing, pages, select
 from pipelines.archive.report import ReportWriter
+from tests.pipelines.archive_helpers import archive_config
 
 
 @pytest.mark.parametrize(
@@ -51,29 +62,36 @@ def test_config_refuses_to_write_into_the_source(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="overlaps SRC"):
         ArchiveConfig(src=str(tmp_path / "a" / "b"), dst=str(tmp_path / "a"))
     with pytest.raises(ValueError, match="inside SRC"):
-        ArchiveConfig(src="s3://b/archive", dst="s3://b/out", report="s3://b/archive/reports")
+        archive_config("s3://b/archive", "s3://b/out", report="s3://b/archive/reports")
     with pytest.raises(ValueError, match="workers"):
-        ArchiveConfig(src="s3://b/a", dst="s3://b/c", workers=(2, 1))
+        archive_config("s3://b/a", "s3://b/c", workers=(2, 1))
     with pytest.raises(ValueError, match="format"):
-        ArchiveConfig(src="s3://b/a", dst="s3://b/c", format="bmp")
-    cfg = ArchiveConfig(src="s3://b/a", dst="s3://b/c", batch_size=4, upsample="guided", max_pixels=1000)
+        archive_config("s3://b/a", "s3://b/c", format="bmp")
+    predictor = PredictorConfig(upsample="bilinear", limits=ImageLimits(max_pixels=1000))
+    model = ModelSpec(preset="test", predictor=predictor)
+    cfg = ArchiveConfig("s3://b/a", "s3://b/c", resources=Resources(batch_size=4), model=model)
     assert cfg.report_location.url == "s3://b/c/_reports/"
-    assert cfg.predictor_config().limits.max_pixels == 1000 and cfg.predictor_config().max_batch_size == 4
-    assert cfg.colorizer_factory() == cfg.colorizer_factory()  # a picklable spec, not a loaded model
+    assert cfg.limits.max_pixels == 1000  # the fetch stage and the dry run read the model's own limits
+    spec = cfg.colorizer_factory()  # what each actor builds: the model, with forward passes of batch_size
+    assert spec == model.with_predictor(max_batch_size=4) and spec == cfg.colorizer_factory()
+    with pytest.raises(ValueError, match="upsample"):
+        archive_config("s3://b/a", "s3://b/c", upsample="nearest")  # PredictorConfig checks the model's settings
+    with pytest.raises(ValueError, match="quality"):
+        archive_config("s3://b/a", "s3://b/c", quality=0)
 
 
 def test_resources_default_to_the_cluster() -> None:
-    cpu = ArchiveConfig(src="s3://b/a", dst="s3://b/c").resolve({"CPU": 2.0})
+    cpu = Resources().resolve({"CPU": 2.0})
     # single-threaded actors on 0.75 CPU each and I/O tasks on 0.25: two actors and the I/O fit 2 CPUs
     assert (cpu.workers, cpu.cpus_per_worker, cpu.cpus_per_task, cpu.torch_threads) == ((1, 2), 0.75, 0.25, 1)
     assert 2 * cpu.cpus_per_worker + cpu.cpus_per_task <= 2.0
     assert (cpu.forward_batch, cpu.io_batch_size, cpu.actor_batch) == (1, 8, 8)
-    assert ArchiveConfig(src="s3://b/a", dst="s3://b/c").resolve({"CPU": 16.0}).workers == (8, 16)
-    gpu = ArchiveConfig(src="s3://b/a", dst="s3://b/c", gpus_per_worker=0.25).resolve({"CPU": 16.0, "GPU": 2.0})
+    config = archive_config("s3://b/a", "s3://b/c").resolve({"CPU": 16.0})  # the config resolves its resources
+    assert config.resolved and config.resources.workers == (8, 16) and config.forward_batch == 1
+    gpu = Resources(gpus_per_worker=0.25).resolve({"CPU": 16.0, "GPU": 2.0})
     assert (gpu.workers, gpu.cpus_per_worker, gpu.cpus_per_task, gpu.forward_batch) == ((1, 8), 1.0, 0.25, 16)
     assert (gpu.io_batch_size, gpu.torch_threads, gpu.prefetch_batches) == (16, 2, 2)
-    mine = ArchiveConfig(src="s3://b/a", dst="s3://b/c", workers=(1, 3), cpus_per_task=2, torch_threads=4)
-    mine = mine.resolve({"CPU": 8.0})
+    mine = Resources(workers=(1, 3), cpus_per_task=2, torch_threads=4).resolve({"CPU": 8.0})
     assert (mine.workers, mine.cpus_per_task, mine.torch_threads, mine.cpus_per_worker) == ((1, 3), 2, 4, 0.75)
 
 

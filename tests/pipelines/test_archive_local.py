@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from colorize.cli import main
-from pipelines.archive import ArchiveConfig, load_report, open_store, run_archive
+from pipelines.archive import load_report, open_store, run_archive
 from pipelines.archive.storage import TEMP_MARK
 from tests import imagegen
-from tests.pipelines.archive_helpers import TinyPredictor, assert_colorized
+from tests.pipelines.archive_helpers import TinyPredictor, archive_config, assert_colorized
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def small_archive(root: Path) -> dict[str, bytes]:
 def test_local_folders_and_a_crashed_worker_is_retried(ray_session: Any, tmp_path: Path) -> None:
     objects = small_archive(tmp_path / "src")
     marker = tmp_path / "crashed"
-    cfg = ArchiveConfig(
+    cfg = archive_config(
         src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), quality=95, io_batch_size=4, progress=False
     )
     summary = run_archive(cfg, TinyPredictor(crash_marker=str(marker)))
@@ -102,7 +102,7 @@ def test_video_objects_go_whole_to_the_video_colorizer(ray_session: Any, tmp_pat
     store.put("films/reel.mp4", film())
     store.put("films/broken.mov", b"\x00\x00\x00\x18ftypqt  " + b"garbage" * 100)
     store.put("stills/frame.jpg", imagegen.grey_jpeg(40, 30))
-    cfg = ArchiveConfig(
+    cfg = archive_config(
         src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), preset="test", device="cpu", progress=False
     )
     summary = run_archive(cfg)
@@ -125,7 +125,7 @@ def test_io_stays_off_the_colorize_actor(
     their own tasks so that the device never waits on the store."""
     from pipelines.archive.pipeline import build_image_dataset
 
-    cfg = ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), gpus_per_worker=gpus)
+    cfg = archive_config(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), gpus_per_worker=gpus)
     cfg = cfg.resolve({"CPU": 16.0, "GPU": 1.0})
     store = open_store(tmp_path)
     build_image_dataset(cfg, store, store, TinyPredictor()).explain()
@@ -142,7 +142,7 @@ def test_the_bulk_job_gives_the_predictors_pixels(ray_session: Any, tmp_path: Pa
     from pipelines.archive.stages import ColorizeWorker, StageContext, fetch
 
     objects = small_archive(tmp_path / "src")
-    cfg = ArchiveConfig(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), format="png", progress=False)
+    cfg = archive_config(src=str(tmp_path / "src"), dst=str(tmp_path / "dst"), format="png", progress=False)
     summary = run_archive(cfg, TinyPredictor())
     assert (summary.ok, summary.failed) == (len(objects), 0)
     predictor = TinyPredictor()()

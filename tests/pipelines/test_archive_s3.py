@@ -29,6 +29,7 @@ from tests.pipelines.archive_helpers import (
     MotoS3,
     TinyPredictor,
     all_objects,
+    archive_config,
     assert_colorized,
     moto_s3,
 )
@@ -50,7 +51,7 @@ def archive(moto_s3: MotoS3) -> dict[str, Any]:
 
 
 def config(archive: dict[str, Any], dst: str, **changes: Any) -> ArchiveConfig:
-    base = ArchiveConfig(
+    base: dict[str, Any] = dict(
         src=archive["src"],
         dst=dst,
         storage=archive["options"],
@@ -62,7 +63,7 @@ def config(archive: dict[str, Any], dst: str, **changes: Any) -> ArchiveConfig:
         workers=(1, 1),  # one actor starts faster than two on a 2-core test machine
         progress=False,
     )
-    return base.replace(**changes)
+    return archive_config(**{**base, **changes})
 
 
 def snapshot(url: str, options: Any) -> dict[str, tuple[int, str]]:
