@@ -75,8 +75,8 @@ def _add_resource_options(p: argparse.ArgumentParser) -> None:
         "resources",
         "The actors do all the pixel work (decode, network, compose, encode); fetch and upload tasks only wait on "
         "the store (0.25 CPU each). Defaults fit the cluster: with GPUs, 1 to (GPUs / --gpus-per-worker) actors of "
-        "1 CPU and 2 threads, forward passes of 16 images, I/O tasks of 16 objects; CPU-only, single-threaded "
-        "actors of 0.75 CPU (from half the CPUs up to one per CPU), one image per pass, I/O tasks of 8 objects.",
+        "1 CPU and 2 threads, forward passes of 16 images; CPU-only, actors of 0.75 CPU (from half to all but one "
+        "CPU; single-threaded unless fewer than the cores), one image per pass; I/O tasks of 16 objects.",
     )
     g.add_argument("--workers", type=workers, metavar="MIN,MAX", help="inference actors, autoscaled in between")
     g.add_argument(
@@ -92,7 +92,7 @@ def _add_resource_options(p: argparse.ArgumentParser) -> None:
         "--batch-size", type=int, help="images per forward pass, bucketed by size (default: 16 on GPUs, 1 on CPUs)"
     )
     g.add_argument(
-        "--io-batch-size", type=int, help="objects per fetch/upload task (default: 16 with GPUs, 8 without)"
+        "--io-batch-size", type=int, help="objects per fetch/upload task (default: 16)"
     )
     g.add_argument(
         "--prefetch-batches", type=int, default=2, help="batches queued at each actor while it works (default: 2)"

@@ -82,12 +82,14 @@ def test_config_refuses_to_write_into_the_source(tmp_path: Path) -> None:
 
 def test_resources_default_to_the_cluster() -> None:
     cpu = Resources().resolve({"CPU": 2.0})
-    # single-threaded actors on 0.75 CPU each and I/O tasks on 0.25: two actors and the I/O fit 2 CPUs
-    assert (cpu.workers, cpu.cpus_per_worker, cpu.cpus_per_task, cpu.torch_threads) == ((1, 2), 0.75, 0.25, 1)
-    assert 2 * cpu.cpus_per_worker + cpu.cpus_per_task <= 2.0
-    assert (cpu.forward_batch, cpu.io_batch_size, cpu.actor_batch) == (1, 8, 8)
+    # on 2 CPUs one actor with both cores' threads; it, the listing's repartition step (one CPU slot) and an
+    # I/O task (0.25) must fit, or the pipeline waits forever for a slot
+    assert (cpu.workers, cpu.cpus_per_worker, cpu.cpus_per_task, cpu.torch_threads) == ((1, 1), 0.75, 0.25, 2)
+    assert cpu.workers[1] * cpu.cpus_per_worker + 1.0 + cpu.cpus_per_task <= 2.0
+    assert (cpu.forward_batch, cpu.io_batch_size, cpu.actor_batch) == (1, 16, 16)
     config = archive_config("s3://b/a", "s3://b/c").resolve({"CPU": 16.0})  # the config resolves its resources
-    assert config.resolved and config.resources.workers == (8, 16) and config.forward_batch == 1
+    assert config.resolved and config.resources.workers == (7, 15) and config.forward_batch == 1
+    assert config.resources.torch_threads == 1
     gpu = Resources(gpus_per_worker=0.25).resolve({"CPU": 16.0, "GPU": 2.0})
     assert (gpu.workers, gpu.cpus_per_worker, gpu.cpus_per_task, gpu.forward_batch) == ((1, 8), 1.0, 0.25, 16)
     assert (gpu.io_batch_size, gpu.torch_threads, gpu.prefetch_batches) == (16, 2, 2)
