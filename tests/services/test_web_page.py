@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from tests import imagegen
 from tests.services.conftest import ServeEndpoints
@@ -58,6 +61,13 @@ def _chroma(rgb: np.ndarray) -> float:
     return float(np.abs(rgb[..., 0] - rgb[..., 1]).mean() + np.abs(rgb[..., 1] - rgb[..., 2]).mean())
 
 
+def _wait_until(condition: Any, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
 def _colorize(page: Any, photo: Path) -> None:
     page.set_input_files("#file", str(photo))
     page.select_option("#format", "png")
@@ -77,7 +87,9 @@ def test_upload_shows_the_colorized_result(serve_app: ServeEndpoints, browser: A
     assert page.is_disabled("#go")
     _colorize(page, photo)
     page.wait_for_selector("#result:not([hidden])", timeout=30_000)
-    page.wait_for_function("document.getElementById('after').naturalWidth > 0", timeout=30_000)
+    # Waits go through locators and element handles: the page's CSP allows no string evaluation
+    # (no 'unsafe-eval'), which is what page.wait_for_function would need.
+    _wait_until(lambda: page.eval_on_selector("#after", "img => img.naturalWidth") > 0)
     after = page.eval_on_selector("#after", "img => [img.naturalWidth, img.naturalHeight, img.src]")
     assert after[:2] == [160, 120] and after[2].startswith("blob:")
     before = page.eval_on_selector("#before", "img => img.naturalWidth")
@@ -110,7 +122,7 @@ def test_page_shows_errors_and_uses_the_api_key_field(
     page = browser.new_page()
     page.goto(serve_app.tight + "/")
     _colorize(page, photo)  # no key yet
-    page.wait_for_function("document.getElementById('status').textContent.includes('API key')")
+    expect(page.locator("#status")).to_contain_text("API key", timeout=30_000)
     assert "needs an API key" in page.inner_text("#status")
     page.fill("#api-key", serve_app.api_key)
     page.click("#go")
@@ -121,6 +133,6 @@ def test_page_shows_errors_and_uses_the_api_key_field(
     text.write_bytes(imagegen.NOT_AN_IMAGE)
     page.set_input_files("#file", str(text))
     page.click("#go")
-    page.wait_for_function("document.getElementById('status').classList.contains('error')")
+    expect(page.locator("#status")).to_have_class(re.compile(r"\berror\b"), timeout=30_000)
     assert "not in any supported image format" in page.inner_text("#status")
     page.close()
