@@ -7,6 +7,7 @@ at most ``--grace`` seconds; then Serve and Ray shut down and the exit status is
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ def register(sub: Any) -> None:
     p.add_argument("--device", help="auto | cpu | cuda (default: the config's)")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], help="what runs the network (default: the config's)")
     p.add_argument("--address", help="Ray cluster to deploy on (default: start a local one)")
+    p.add_argument(
+        "--proxy",
+        choices=["haproxy", "python"],
+        default="haproxy",
+        help="HTTP ingress of a local Ray instance: HAProxy (default; measured faster at 64 clients, BENCHMARKS.md) "
+        "or Serve's Python proxy. On a cluster, the cluster's own setting (RAY_SERVE_ENABLE_HA_PROXY) decides",
+    )
     p.add_argument(
         "--grace",
         type=float,
@@ -57,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         print(f"error: config {path}: {exc}", file=sys.stderr)
         return 2
+    if args.address is None and "RAY_SERVE_ENABLE_HA_PROXY" not in os.environ:  # read when Ray starts Serve
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1" if args.proxy == "haproxy" else "0"
     ray.init(address=args.address, include_dashboard=False, log_to_driver=True, namespace="serve")
     try:
         with stop_signals(interrupt=False) as stop:
