@@ -11,8 +11,8 @@ Parts (each in its own process, with its own share of the time, so one that hang
 - ``film``: film frames/s through ``colorize_video`` on a synthetic clip (needs PyAV and OpenCV; skipped and
   said so where the host lacks them).
 
-On the GPU host (with the Ray bundle; see ``../shared/tools/gpu-bundle.sh``; add
-``EXTRA="safetensors pydantic-settings python-multipart prometheus-client httpx pyyaml"``)::
+On the GPU host, with a Ray Data + Serve bundle for hosts without Ray (how to build it: BENCHMARKS.md, "The
+pixel path", GPU)::
 
     source .gpu-bundle/activate.sh && PYTHONPATH=$PWD python3 -m benchmarks.gpu_run --minutes 4
 
