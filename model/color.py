@@ -146,15 +146,11 @@ def _linear_to_srgb8_lut() -> np.ndarray:
 def lab_to_srgb8(lab: Tensor, steps: int = 7) -> np.ndarray:
     """CIE Lab ``(3, H, W)`` -> 8-bit sRGB ``(H, W, 3)``, keeping L* (see :func:`lab_to_rgb_keep_lightness`).
 
-    The sRGB transfer curve goes through a lookup table: the same maths as :func:`linear_to_srgb`, several
-    times faster on a CPU, which is where pipelines recombine chroma with luminance.
+    The image form of :func:`lab_to_srgb8_pixels` (the sRGB transfer curve through a lookup table: the same maths
+    as :func:`linear_to_srgb`); only the 8-bit image leaves the device.
     """
-    linear = _fit_gamut(lab.float(), _lab_to_linear(lab.float()), steps)
-    index = (linear.permute(1, 2, 0) * (_LUT_SIZE - 1) + 0.5).to(torch.int32)
-    if index.device.type != "cpu":  # look up on the device: only the 8-bit image crosses back
-        lut = torch.from_numpy(_linear_to_srgb8_lut()).to(index.device)
-        return lut[index.long()].cpu().numpy()
-    return _linear_to_srgb8_lut()[index.numpy()]
+    height, width = lab.shape[-2:]
+    return lab_to_srgb8_pixels(lab.reshape(3, -1), steps).reshape(height, width, 3).cpu().numpy()
 
 
 def _fit_gamut_everywhere(lab: Tensor, linear: Tensor, steps: int) -> Tensor:
