@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from model import Colorizer, PredictorConfig
+    from benchmarks.models import load_models
     from model.color import srgb8_to_lightness
     from model.imageio import DecodedImage
 
@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, Any]] = {}
     if args.check_set:
         rows["ground truth"] = summarise([cast_stats(rgb) for rgb in photos], args.cast)
-    for spec in args.models:
-        name, _, path = spec.partition("=")
-        colorizer = Colorizer.from_pretrained(path, config=PredictorConfig(device="cpu"))
+    for name, colorizer in load_models(args.models).items():
         stats = []
         for rgb in photos:
             out = colorizer.colorize_batch([DecodedImage(lightness=srgb8_to_lightness(rgb), mode="RGB")])[0]

@@ -34,16 +34,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from skimage import data
 
-    from model import Colorizer, PredictorConfig
+    from benchmarks.models import load_models
     from model.checkset import NATURAL_PHOTOS
     from model.color import srgb8_to_lightness
     from model.evaluation import constant_ab
     from model.imageio import DecodedImage
 
-    colorizers = {
-        name: Colorizer.from_pretrained(path, config=PredictorConfig(device="cpu"))
-        for name, _, path in (spec.partition("=") for spec in args.models)
-    }
+    colorizers = load_models(args.models)
     rows = []
     for photo in NATURAL_PHOTOS:
         truth = np.ascontiguousarray(getattr(data, photo)()[..., :3])

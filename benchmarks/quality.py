@@ -84,16 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from model import Colorizer, PredictorConfig
+    from benchmarks.models import load_models
     from model.checkset import check_set
     from model.evaluation import evaluate_report
     from model.photos import read_samples
     from model.training.data import load_source
 
-    colorizers = {}
-    for spec in args.models:
-        name, _, path = spec.partition("=")
-        colorizers[name] = Colorizer.from_pretrained(path, config=PredictorConfig(device="cpu"))
+    colorizers = load_models(args.models)
     mean_ab = tuple(next(iter(colorizers.values())).card["mean_ab"])
     sets: dict[str, list[Any]] = {}
     if args.data:

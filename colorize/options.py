@@ -10,7 +10,7 @@ from model.config import PredictorConfig
 from model.spec import ModelSpec
 
 # The model options' destinations that are PredictorConfig fields of the same name (see add_model_options).
-PREDICTOR_OPTIONS = ("device", "backend", "working_size", "upsample", "chroma_gain")
+PREDICTOR_OPTIONS = ("device", "backend", "working_size", "upsample", "chroma_gain", "neutral")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +51,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         type=chroma_gain,
         help="a*b* multiplier (saturation), 0 to 4; default: the checkpoint's calibrated gain",
     )
+    parser.add_argument(
+        "--neutral",
+        type=neutral_share,
+        metavar="SHARE",
+        help="remove the tint shared by this share of each picture's least colourful pixels, 0 (off) to 0.5; "
+        "default: the checkpoint's value",
+    )
 
 
 def working_size(text: str) -> int | None:
@@ -67,6 +74,14 @@ def chroma_gain(text: str) -> float:
     """argparse type: PredictorConfig's own check, reported as a usage error instead of a traceback."""
     try:
         return float(PredictorConfig(chroma_gain=float(text)).chroma_gain or 0.0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def neutral_share(text: str) -> float:
+    """argparse type for ``--neutral``: PredictorConfig's own check, reported as a usage error."""
+    try:
+        return float(PredictorConfig(neutral=float(text)).neutral or 0.0)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

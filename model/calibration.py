@@ -94,28 +94,49 @@ def calibrate_chroma_gain(
 
 def calibrate_checkpoint(
     weights: str | Path,
-    photos: Sequence[Path],
+    photos: Sequence[Path] = (),
     *,
     split: str = "train",
+    check_set: str | None = None,
     limit: int = 500,
     max_psnr_drop: float = 0.5,
     max_side: int | None = 256,
+    neutral: float | None = None,
     seed: int = 0,
     out: str | Path | None = None,
     device: str = "auto",
 ) -> Calibration:
-    """Calibrate the checkpoint ``weights`` on ``limit`` random ones of ``photos`` (the paths of a data source's
-    ``split``, recorded in the card) and store the gain and the sweep in its card (in place, or in ``out``)."""
+    """Calibrate the checkpoint ``weights`` and store the gain and the sweep in its card (in place, or in
+    ``out``): on ``limit`` random ones of ``photos`` (the paths of a data source's ``split``), or on the named
+    ``check_set`` (photos outside any training pack, see :mod:`model.checkset`). ``neutral``: also store this
+    neutral-floor share (:mod:`model.neutral`) in the card, and calibrate the gain with it applied."""
     from model.checkpoint import update_card
     from model.config import PredictorConfig
-    from model.photos import read_images
     from model.predictor import Colorizer
+
+    images, where = _calibration_images(photos, split, check_set, limit, max_side, seed)
+    config = PredictorConfig(device=device, chroma_gain=1.0, neutral=neutral)
+    colorizer = Colorizer.from_pretrained(weights, config=config)
+    result = calibrate_chroma_gain(colorizer, images, max_psnr_drop=max_psnr_drop)
+    changes: dict[str, Any] = {"chroma_gain": result.gain, "calibration": {**where, **result.to_dict()}}
+    if neutral is not None:
+        changes["neutral"] = neutral
+    update_card(weights, changes, out=out)
+    return result
+
+
+def _calibration_images(
+    photos: Sequence[Path], split: str, check_set: str | None, limit: int, max_side: int | None, seed: int
+) -> tuple[Iterable[np.ndarray], dict[str, str]]:
+    """The photos a calibration runs on, and how the card names them."""
+    if check_set is not None:
+        from model.checkset import check_set as named_set
+
+        return [rgb for _, rgb in named_set(check_set, max_side)][:limit], {"check_set": check_set}
+    from model.photos import read_images
 
     paths = list(photos)
     if not paths:
         raise ValueError(f"no images in split {split!r}")
     random.Random(seed).shuffle(paths)
-    colorizer = Colorizer.from_pretrained(weights, config=PredictorConfig(device=device, chroma_gain=1.0))
-    result = calibrate_chroma_gain(colorizer, read_images(paths[:limit], max_side), max_psnr_drop=max_psnr_drop)
-    update_card(weights, {"chroma_gain": result.gain, "calibration": {"split": split, **result.to_dict()}}, out=out)
-    return result
+    return read_images(paths[:limit], max_side), {"split": split}

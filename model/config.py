@@ -17,6 +17,7 @@ STRIDE = 8
 
 WORKING_SIZE = 768  # default longest side the network sees (PredictorConfig.working_size): BENCHMARKS.md
 MAX_CHROMA_GAIN = 4.0  # largest a*b* multiplier any entry point accepts
+MAX_NEUTRAL = 0.5  # largest share of pixels the neutral floor may be taken from (model/neutral.py)
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,7 @@ class FusionConfig:
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.class_names and len(self.class_names) != self.num_classes:
-            raise ValueError(
-                f"class_names has {len(self.class_names)} entries but num_classes is {self.num_classes}"
-            )
+            raise ValueError(f"class_names has {len(self.class_names)} entries but num_classes is {self.num_classes}")
 
     def ch(self, channels: int) -> int:
         """Scale a paper channel count by the width multiplier (at least 8 channels)."""
@@ -122,6 +121,9 @@ class PredictorConfig:
     top_k: int = 3  # classification labels returned per image
     # a*b* multiplier (saturation); None: the checkpoint's calibrated value (1.0 when it has none)
     chroma_gain: float | None = None
+    # share of each prediction's least colourful pixels whose mean tint is removed (model/neutral.py);
+    # None: the checkpoint's value (0, off, when it has none)
+    neutral: float | None = None
     limits: ImageLimits = field(default_factory=ImageLimits)
     # what runs the network: torch (eager) | onnxruntime (the `onnx` extra; an exported graph, see model/export.py)
     backend: str = "torch"
@@ -139,5 +141,7 @@ class PredictorConfig:
             raise ValueError(f"working_size must be >= {STRIDE} (or None for full resolution), got {self.working_size}")
         if self.chroma_gain is not None and not 0.0 <= self.chroma_gain <= MAX_CHROMA_GAIN:
             raise ValueError(f"chroma_gain must be within [0, {MAX_CHROMA_GAIN:g}], got {self.chroma_gain}")
+        if self.neutral is not None and not 0.0 <= self.neutral <= MAX_NEUTRAL:
+            raise ValueError(f"neutral must be within [0, {MAX_NEUTRAL:g}], got {self.neutral}")
         if not (self.device in {"auto", "cpu", "cuda"} or self.device.startswith("cuda:")):
             raise ValueError(f"device must be auto|cpu|cuda|cuda:N, got {self.device!r}")

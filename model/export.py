@@ -55,15 +55,17 @@ class _Graph(nn.Module):
         return ab, logits, own
 
 
-def metadata(config: FusionConfig, card: dict[str, Any], parameters: int) -> dict[str, str]:
+def metadata(config: FusionConfig, card: dict[str, Any], parameters: int, global_dim: int) -> dict[str, str]:
     """The model card as ONNX metadata: flat keys a minimal runtime reads, and the full card as JSON."""
     values = {
         "format": METADATA_FORMAT,
-        "family": "fusion",
+        "family": str(card.get("family") or "fusion"),
         "name": str(card.get("name") or config.name),
         "preset": str(card.get("preset") or config.name),
         "chroma_gain": repr(float(card.get("chroma_gain", 1.0))),
+        "neutral": repr(float(card.get("neutral", 0.0))),
         "parameters": str(parameters),
+        "global_dim": str(global_dim),
         "config": json.dumps(config.to_dict()),
         "card": json.dumps(card, default=str),
         "inputs": f"{INPUT}: (B, 1, H, W) float32 L*/100, H and W multiples of 8; optional {STYLE_INPUT}: (B, G) "
@@ -95,7 +97,7 @@ def _trace(network: FusionNetwork, opset: int) -> Any:
     """The ONNX model proto of ``network`` with dynamic batch, height, width and number of style vectors."""
     cfg = network.config
     # An example that is not the global square, so the resize to it is traced rather than skipped.
-    example = (torch.rand(2, 1, cfg.global_size + 32, cfg.global_size + 64), torch.zeros(0, cfg.ch(256)))
+    example = (torch.rand(2, 1, cfg.global_size + 32, cfg.global_size + 64), torch.zeros(0, network.global_dim))
     dim = torch.export.Dim
     shapes = {"lightness": {0: dim("batch"), 2: dim("height"), 3: dim("width")}, "global_vector": {0: dim("styles")}}
     with warnings.catch_warnings(), torch.no_grad():
@@ -140,7 +142,7 @@ def export_onnx(
     empty = np.zeros((0, work.global_dim), np.float32)
     model.graph.initializer.append(numpy_helper.from_array(empty, STYLE_INPUT))
     del model.metadata_props[:]
-    for key, value in metadata(work.config, dict(card or {}), count_parameters(network)).items():
+    for key, value in metadata(work.config, dict(card or {}), count_parameters(network), work.global_dim).items():
         model.metadata_props.add(key=key, value=value)
     model.doc_string = "Iizuka et al. 2016 global + local fusion colorization network (let-there-be-color)"
     onnx.checker.check_model(model, full_check=True)

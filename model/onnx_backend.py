@@ -21,6 +21,7 @@ cache of graphs exported on the fly live in :mod:`model.export`, which imports t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -83,7 +84,11 @@ class OnnxFusionNetwork:
             raise ValueError(f"not a colorizer ONNX graph (metadata format {metadata.get('format')!r})")
         self.session = session
         self.metadata = metadata
-        self.config = FusionConfig.from_dict(json.loads(metadata["config"]))
+        config = json.loads(metadata["config"])  # a family's config extends FusionConfig (e.g. the prior's)
+        known = {f.name for f in dataclasses.fields(FusionConfig)}
+        self.config = FusionConfig.from_dict({k: v for k, v in config.items() if k in known})
+        self.family = metadata.get("family", "fusion")
+        self._global_dim = int(metadata.get("global_dim", self.config.ch(256)))
         self.card: dict[str, Any] = json.loads(metadata.get("card", "{}"))
         self.parameter_count = int(metadata.get("parameters", 0))
 
@@ -97,7 +102,7 @@ class OnnxFusionNetwork:
 
     @property
     def global_dim(self) -> int:
-        return self.config.ch(256)
+        return self._global_dim
 
     def _run(self, x: Tensor, g: Tensor | None) -> list[np.ndarray]:
         feeds = {INPUT: x.detach().float().cpu().contiguous().numpy()}

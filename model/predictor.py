@@ -34,6 +34,7 @@ from model.errors import ColorizeError
 from model.families import build_model
 from model.imageio import DecodedImage, decode_image, encode_image, lightness_of, output_format
 from model.network import count_parameters
+from model.neutral import neutral_floor
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,7 @@ class ColorizedImage:
 
     def encode(self, format: str = "same", quality: int = 92) -> bytes:
         fmt = output_format(format, self.source.format)
-        return encode_image(
-            self.rgb, alpha=self.source.alpha, format=fmt, quality=quality, exif=self.source.exif
-        )
+        return encode_image(self.rgb, alpha=self.source.alpha, format=fmt, quality=quality, exif=self.source.exif)
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -113,6 +112,8 @@ class Colorizer:
         self.class_names = names
         card_gain = float(self.card.get("chroma_gain", 1.0))
         self.chroma_gain = card_gain if self.config.chroma_gain is None else self.config.chroma_gain
+        card_neutral = float(self.card.get("neutral", 0.0))
+        self.neutral = card_neutral if self.config.neutral is None else self.config.neutral
 
     # ----------------------------------------------------------------------------------------- loading
     @classmethod
@@ -132,7 +133,14 @@ class Colorizer:
 
             graph, config = load_onnx(weights, config)
             trained = bool(graph.card.get("trained", True))
-            return cls(graph, card=graph.card, trained=trained, config=config, weights_path=Path(weights))  # type: ignore[arg-type]
+            return cls(
+                graph,  # type: ignore[arg-type]
+                family=graph.family,
+                card=graph.card,
+                trained=trained,
+                config=config,
+                weights_path=Path(weights),
+            )
         if weights is not None:
             ckpt = load_checkpoint(weights)
             return cls(
@@ -161,6 +169,7 @@ class Colorizer:
             "device": str(self.device),
             "precision": str(self.autocast_dtype or torch.float32).replace("torch.", ""),
             "chroma_gain": self.chroma_gain,
+            "neutral": self.neutral,
             "backend": self.config.backend,
             "working_size": self.config.working_size,
             "upsample": self.config.upsample,
@@ -274,7 +283,7 @@ class Colorizer:
             for idx in self._buckets([tuple(p.shape) for p in planes]):  # type: ignore[misc]
                 g = None if style_t is None else style_t[idx].to(self.device)
                 ab_norm, logits = self.network(self._to_batch([planes[i] for i in idx]), g)
-                ab = denormalize_ab(ab_norm.float()) * self.chroma_gain
+                ab = neutral_floor(denormalize_ab(ab_norm.float()), self.neutral) * self.chroma_gain
                 for j, (i, labels) in enumerate(zip(idx, self._labels(logits, len(idx)), strict=True)):
                     results[i] = (ab[j], ChromaGrid(*planes[i].shape), labels)
         return results
@@ -329,9 +338,7 @@ class Colorizer:
         if style is not None:
             style_vector = self.global_features([style])[0]
         rgb, labels = self.colorize_planes([d.lightness for d in decoded], style_vector)
-        return [
-            ColorizedImage(rgb=r, source=d, labels=lab) for r, d, lab in zip(rgb, decoded, labels, strict=True)
-        ]
+        return [ColorizedImage(rgb=r, source=d, labels=lab) for r, d, lab in zip(rgb, decoded, labels, strict=True)]
 
     def colorize(
         self, image: ImageInput, *, style: ImageInput | None = None, style_vector: np.ndarray | None = None

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 
-from model.config import MAX_CHROMA_GAIN, STRIDE
+from model.config import MAX_CHROMA_GAIN, MAX_NEUTRAL, STRIDE
 from model.encoded import EncodedImage, EncodeRequest
 from model.errors import ColorizeError
 from model.spec import ModelSpec
@@ -59,6 +59,7 @@ class ModelArgs(BaseModel):
     max_batch_pixels: Annotated[int | None, Field(gt=0)] = None
     top_k: Annotated[int | None, Field(ge=0, le=20)] = None
     chroma_gain: Annotated[float | None, Field(ge=0.0, le=MAX_CHROMA_GAIN)] = None  # default: the checkpoint's gain
+    neutral: Annotated[float | None, Field(ge=0.0, le=MAX_NEUTRAL)] = None  # default: the checkpoint's value
     torch_threads: Annotated[int | None, Field(ge=1)] = None  # CPU threads per replica; default: torch's choice
     backend: Literal["torch", "onnxruntime"] | None = None  # onnxruntime: the exported graph (the `onnx` extra)
     # the pixel path: longest side the network sees (null = the input's own size) and chroma upsampling

@@ -1,4 +1,5 @@
-"""``colorize calibrate --data DIR|MANIFEST --weights W``: choose and store a checkpoint's chroma gain."""
+"""``colorize calibrate --data DIR|MANIFEST|--check-set NAME --weights W``: choose and store a checkpoint's
+chroma gain (and optionally its neutral-floor share)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from colorize.options import neutral_share
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "calibrate", help="choose the a*b* gain (saturation) of a checkpoint on training photos and store it"
+        "calibrate", help="choose the a*b* gain (saturation) of a checkpoint on colour photos and store it"
     )
-    p.add_argument("--data", required=True, help="CSV manifest (path, split, label) or a folder of colour photos")
+    photos = p.add_mutually_exclusive_group(required=True)
+    photos.add_argument("--data", help="CSV manifest (path, split, label) or a folder of colour photos")
+    photos.add_argument(
+        "--check-set", help="calibrate on a check set instead: 'calibration' (photos outside any training pack)"
+    )
     p.add_argument("--weights", required=True, help="checkpoint to calibrate (updated in place unless --out)")
     p.add_argument("--split", default="train", help="split to calibrate on; never the evaluation split")
     p.add_argument("--limit", type=int, default=500, help="random photos used (default: 500)")
     p.add_argument(
         "--max-psnr-drop", type=float, default=0.5, help="PSNR (dB) the gain may cost against 1.0 (default: 0.5)"
+    )
+    p.add_argument(
+        "--neutral", type=neutral_share, metavar="SHARE", help="also store this neutral-floor share (0 to 0.5)"
     )
     p.add_argument("--out", type=Path, help="write the calibrated checkpoint here instead")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
@@ -29,13 +39,15 @@ def run(args: argparse.Namespace) -> int:
     from model.training.data import load_source
 
     try:
-        photos = [s.path for s in load_source(args.data).split(args.split)]
-        if not photos:
+        photos = [s.path for s in load_source(args.data).split(args.split)] if args.data else []
+        if args.data and not photos:
             raise ValueError(f"{args.data}: no images in split {args.split!r}")
         result = calibrate_checkpoint(
             args.weights,
             photos,
             split=args.split,
+            check_set=args.check_set,
+            neutral=args.neutral,
             limit=args.limit,
             max_psnr_drop=args.max_psnr_drop,
             out=args.out,
@@ -44,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:  # our own errors: colorize.cli, by their exit_code
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    where = f"check set {args.check_set!r}" if args.check_set else f"split {args.split!r}"
     print(f"{'gain':>6} {'PSNR dB':>8} {'colourful':>10}")
     for row in result.rows:
         mark = "  <- chosen" if row["gain"] == result.gain else ""
         print(f"{row['gain']:>6.2f} {row['psnr']:>8.2f} {row['colorfulness']:>10.2f}{mark}")
     print(
-        f"{result.images} photos of split {args.split!r}, their colourfulness {result.truth_colorfulness:.2f}; "
+        f"{result.images} photos of {where}, their colourfulness {result.truth_colorfulness:.2f}; "
         f"chroma gain {result.gain:.2f} stored in {args.out or args.weights}"
     )
     return 0

@@ -28,6 +28,14 @@ ARCHITECTURES = {
 AUGMENTATION = "random square crops covering 50-100% of the shorter side, resized; horizontal flips"
 
 
+def augmentation_text(cfg: TrainConfig) -> str:
+    if not cfg.tone_jitter:
+        return AUGMENTATION
+    from model.training.augment import ToneJitter
+
+    return f"{AUGMENTATION}; {ToneJitter(cfg.tone_jitter).describe()}"
+
+
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, bf16 autocast)"
@@ -105,7 +113,7 @@ def build_card(
             "optimizer": f"AdamW (lr {cfg.lr:g}, weight decay {cfg.weight_decay:g}), {cfg.warmup_steps} warm-up "
             "steps, cosine decay over the time budget, gradient clipping at " + f"{cfg.grad_clip:g}",
             "loss": loss_text,
-            "augmentation": AUGMENTATION,
+            "augmentation": augmentation_text(cfg),
             "size": cfg.size,
             "batch_size": cfg.batch_size,
             "steps": progress.step,
@@ -171,12 +179,28 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _calibration_photos(cal: dict[str, Any]) -> str:
+    if cal.get("check_set"):
+        return f"photos of the `{cal['check_set']}` check set (outside the training data)"
+    return f"`{cal['split']}` photos"
+
+
 def _gain_lines(card: dict[str, Any]) -> list[str]:
     cal = card.get("calibration")
     if not cal:
         return []
-    return [
+    gain = (
         f"- **Chroma gain**: {card['chroma_gain']:.2f}, applied to the predicted a\\*b\\* (`colorize calibrate`: the "
-        f"largest gain costing at most {cal['max_psnr_drop']} dB PSNR on {cal['images']} `{cal['split']}` photos, "
+        f"largest gain costing at most {cal['max_psnr_drop']} dB PSNR on {cal['images']} {_calibration_photos(cal)}, "
         f"whose colourfulness is {cal['truth_colorfulness']:.2f}; `--chroma-gain` overrides it)"
+    )
+    return [gain, *_neutral_lines(card)]
+
+
+def _neutral_lines(card: dict[str, Any]) -> list[str]:
+    if not card.get("neutral"):
+        return []
+    return [
+        f"- **Neutral floor**: {card['neutral']:g}: the tint shared by each picture's least colourful "
+        f"{card['neutral']:.0%} of pixels is removed before the gain (`--neutral` overrides it; 0 turns it off)"
     ]

@@ -23,6 +23,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 100
     grad_clip: float = 1.0
+    init_from: str | None = None  # warm start: a checkpoint whose matching weights start the run
+    tone_jitter: float = 0.0  # share of training inputs given a random tone curve (0: off)
     teacher: bool = False  # soft ImageNet labels from EfficientNet-Lite0 as an extra global signal (fusion)
     teacher_size: int = 224  # side of the photos the teacher sees (its own resolution; less is faster)
     loss: LossOptions = field(default_factory=LossOptions)
@@ -55,6 +57,8 @@ class TrainConfig:
             raise ValueError("max_steps must be >= 1")
         if self.lr <= 0:
             raise ValueError("lr must be positive")
+        if not 0.0 <= self.tone_jitter <= 1.0:
+            raise ValueError(f"tone_jitter is a share of the inputs, in [0, 1], got {self.tone_jitter}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

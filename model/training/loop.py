@@ -31,12 +31,14 @@ from model.baselines import ABQuantizer
 from model.checkpoint import load_checkpoint, save_checkpoint, update_card
 from model.device import resolve_device
 from model.families import build_model, get_family
+from model.training.augment import ToneJitter
 from model.training.card import build_card, card_markdown
 from model.training.config import TrainConfig
 from model.training.data import DataSource, PhotoDataset, lab_batch, load_source
 from model.training.losses import Batch, FamilyLoss, build_loss
 from model.training.state import TrainingProgress, load_state, save_state
 from model.training.stats import DataStats, compute_stats
+from model.training.warm import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,7 @@ class _Session:
     samples: list[Any]
     class_names: tuple[str, ...]
     teacher: torch.Tensor | None
+    tone: ToneJitter
     device: torch.device
     progress: TrainingProgress
     out: Path
@@ -198,6 +201,8 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
     init_pretrained = get_family(cfg.family).init_pretrained
     if resumed is None and init_pretrained is not None:
         init_pretrained(model)  # e.g. the prior family's ImageNet backbone; a resume restores its own copy
+    if resumed is None and cfg.init_from:
+        warm_start(model, cfg.init_from)
     model = model.to(device)
     teacher = _teacher(cfg, samples, cache / f"teacher-{source.digest[:12]}-{cfg.split}{subset}", device)
     loss_fn = build_loss(cfg.family, model, stats, cfg.loss, _teacher_classes(teacher)).to(device)
@@ -215,7 +220,10 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
         "data_sha256": source.digest,
         "train_config": cfg.to_dict(),
     }
-    return _Session(cfg, model, loss_fn, optimizer, samples, class_names, teacher, device, progress, out, stats, meta)
+    tone = ToneJitter(cfg.tone_jitter)
+    return _Session(
+        cfg, model, loss_fn, optimizer, samples, class_names, teacher, tone, device, progress, out, stats, meta
+    )
 
 
 def _teacher(cfg: TrainConfig, samples: list[Any], stem: Path, device: torch.device) -> torch.Tensor | None:
@@ -275,6 +283,7 @@ def _step(session: _Session, rgb: torch.Tensor, labels: torch.Tensor, index: tor
     """One optimisation step; returns the learning rate used and the loss result."""
     cfg, device, teacher = session.cfg, session.device, session.teacher
     lightness, ab = lab_batch(rgb, device)
+    lightness = session.tone(lightness)
     batch = Batch(lightness, ab, labels.to(device), teacher[index].to(device) if teacher is not None else None)
     lr = cfg.lr * _lr_factor(cfg, session.progress)
     for group in session.optimizer.param_groups:

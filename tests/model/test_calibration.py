@@ -119,16 +119,19 @@ def test_calibrate_command_stores_gain_in_checkpoint(test_colorizer: Any, tmp_pa
     assert main(["calibrate", "--data", str(tmp_path / "photos"), "--weights", str(weights), "--split", "x"]) == 2
 
 
+_CARD: dict[str, Any] = {
+    "name": "m", "architecture": "a", "family": "fusion", "preset": "tiny", "parameters": 1,
+    "data": {"name": "d", "split": "train", "train_images": 3, "labelled_classes": []},
+    "recipe": {"optimizer": "o", "loss": "l", "augmentation": "g", "size": 8, "batch_size": 2, "steps": 1,
+               "images_seen": 2, "epochs": 1},
+    "hardware": "cpu", "time": {"train_minutes": 1}, "mean_ab": [0, 0], "command": "colorize train",
+    "chroma_gain": 1.25,
+    "calibration": {"split": "train", "images": 3, "max_psnr_drop": 0.5, "truth_colorfulness": 30.0},
+}  # fmt: skip
+
+
 def test_model_card_names_the_gain() -> None:
-    card = {
-        "name": "m", "architecture": "a", "family": "fusion", "preset": "tiny", "parameters": 1,
-        "data": {"name": "d", "split": "train", "train_images": 3, "labelled_classes": []},
-        "recipe": {"optimizer": "o", "loss": "l", "augmentation": "g", "size": 8, "batch_size": 2, "steps": 1,
-                   "images_seen": 2, "epochs": 1},
-        "hardware": "cpu", "time": {"train_minutes": 1}, "mean_ab": [0, 0], "command": "colorize train",
-        "chroma_gain": 1.25,
-        "calibration": {"split": "train", "images": 3, "max_psnr_drop": 0.5, "truth_colorfulness": 30.0},
-    }  # fmt: skip
+    card = dict(_CARD)
     assert "**Chroma gain**: 1.25" in card_markdown(card)
 
 
@@ -142,3 +145,20 @@ def test_commands_take_a_chroma_gain(tmp_path: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as exit_info:
         main([*common, "--out", str(tmp_path / "x"), "--chroma-gain", "9"])
     assert exit_info.value.code == 2 and "must be within [0, 4]" in capsys.readouterr().err
+
+
+def test_calibrate_on_the_calibration_check_set(test_colorizer: Any, tmp_path: Path) -> None:
+    from model.checkset import CALIBRATION_PHOTOS, NATURAL_PHOTOS, check_set
+
+    photos = check_set("calibration", 64)
+    assert len(photos) == 6 * len(CALIBRATION_PHOTOS) and max(max(p.shape[:2]) for _, p in photos) == 64
+    assert not {name for name, _ in photos} & set(NATURAL_PHOTOS)  # judged on one set, chosen on the other
+    net = test_colorizer.network
+    weights = save_checkpoint(tmp_path / "w.safetensors", net, family="fusion", config=net.config, card={"name": "t"})
+    args = ["calibrate", "--check-set", "calibration", "--weights", str(weights), "--neutral", "0.1"]
+    assert main(args) == 0
+    card = load_checkpoint(weights).card
+    assert card["calibration"]["check_set"] == "calibration" and card["calibration"]["images"] == 18
+    assert card["neutral"] == 0.1 and Colorizer.from_pretrained(weights).neutral == 0.1
+    assert "photos of the `calibration` check set" in card_markdown({**_CARD, **card})
+    assert main(["calibrate", "--check-set", "nope", "--weights", str(weights)]) == 2

@@ -119,3 +119,23 @@ def test_colorize_train_family_prior_and_resume(tmp_path: Path) -> None:
     for key in ("_conv_stem.weight", "_blocks.5._depthwise_conv.weight", "_bn1.running_var"):
         # The ImageNet backbone shipped inside the checkpoint, unchanged by training (fp16 export).
         assert torch.equal(ckpt.state_dict[f"prior.net.{key}"], pretrained[key].half())
+
+
+def test_prior_network_exports_to_onnx(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from model.export import export_onnx, max_ab_difference
+    from model.onnx_backend import OnnxFusionNetwork
+
+    net = build_model("prior", PRIOR_PRESETS["test"])
+    load_pretrained_prior(net)
+    path = save_checkpoint(tmp_path / "p.safetensors", net, family="prior", config=net.config, card={"neutral": 0.1})
+    ckpt = load_checkpoint(path)
+    graph_path = tmp_path / "p.onnx"
+    export_onnx(ckpt.build().eval(), graph_path, card={**ckpt.card, "family": "prior"})
+    graph = OnnxFusionNetwork.load(graph_path)
+    assert graph.family == "prior" and graph.global_dim == net.global_dim
+    assert max_ab_difference(ckpt.build(), graph) < 0.01
+    colorizer = Colorizer.from_pretrained(graph_path)
+    assert colorizer.family == "prior" and colorizer.neutral == 0.1
+    style = colorizer.global_features([np.full((40, 56), 50.0, np.float32)])
+    assert style.shape == (1, net.global_dim)
