@@ -13,13 +13,20 @@ RGB_TO_XYZ = np.array(
 model, source, target = sys.argv[1:4]
 ort.set_default_logger_severity(3)  # the graph's optional style input (an initializer) is intended: no warning
 session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-gain = float(session.get_modelmeta().custom_metadata_map.get("chroma_gain", 1.0))  # the card's calibrated gain
+meta = session.get_modelmeta().custom_metadata_map
+gain, neutral = float(meta.get("chroma_gain", 1.0)), float(meta.get("neutral", 0.0))  # the card's settings
 srgb = np.asarray(Image.open(source).convert("RGB"), np.float64) / 255.0
 y = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4) @ RGB_TO_XYZ[1]  # luminance
 lightness = np.where(y > (6 / 29) ** 3, 116 * np.cbrt(y) - 16, y * 24389 / 27)  # CIE L*, kept as it is
 h, w = lightness.shape
 x = np.pad(lightness, ((0, -h % 8), (0, -w % 8)), mode="edge")[None, None] / 100.0  # sides: multiples of 8
-ab_half = (session.run(["ab"], {"lightness": x.astype(np.float32)})[0][0] * 2.0 - 1.0) * 128.0 * gain
+ab_half = (session.run(["ab"], {"lightness": x.astype(np.float32)})[0][0] * 2.0 - 1.0) * 128.0
+if neutral > 0:  # remove the tint shared by the least colourful pixels (model/neutral.py)
+    step = max(1, int((ab_half[0].size / 16384) ** 0.5))
+    sample = ab_half[:, ::step, ::step].reshape(2, -1)
+    k = max(1, round(neutral * sample.shape[1]))
+    ab_half = ab_half - sample[:, np.argsort(np.hypot(*sample))[:k]].mean(axis=1)[:, None, None]
+ab_half = ab_half * gain
 ab = [np.asarray(Image.fromarray(c).resize((c.shape[1] * 2, c.shape[0] * 2), Image.BILINEAR))[:h, :w] for c in ab_half]
 fy = (lightness + 16) / 116
 f = np.stack([fy + ab[0] / 500, fy, fy - ab[1] / 200], axis=-1)
