@@ -29,8 +29,13 @@ class FusionConfig:
     num_classes: int = 205  # classification head outputs (205 = Places scene categories in the paper)
     class_names: tuple[str, ...] = ()  # optional names for the classification outputs
     name: str = "custom"  # preset name, for model cards and `colorize info`
+    # > 0: a per-pixel confidence head, and a*b* pulled towards neutral where it expects a large error, this
+    # strongly (model/network.py, ColorizationNetwork); 0: the published network, no head
+    confidence: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.confidence < 0:
+            raise ValueError(f"confidence must be >= 0, got {self.confidence}")
         if not 0.0 < self.width <= 4.0:
             raise ValueError(f"width must be in (0, 4], got {self.width}")
         if self.global_size < 32 or self.global_size % 32:

@@ -7,6 +7,8 @@ the global vector for style transfer and shot-level video colorization.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -98,7 +100,13 @@ class Fusion(nn.Module):
 
 
 class ColorizationNetwork(nn.Module):
-    """128, up x2, 64, 64, up x2, 32, 2 + sigmoid: normalised a*b* at half the input resolution."""
+    """128, up x2, 64, 64, up x2, 32, 2 + sigmoid: normalised a*b* at half the input resolution.
+
+    With ``cfg.confidence > 0`` a small head on the last hidden features predicts each pixel's expected
+    squared a*b* error (trained by a Gaussian likelihood, the colour itself detached). At inference the a*b*
+    are pulled towards neutral where that error is large against their own chroma (a Wiener-style factor
+    ``|v|^2 / (|v|^2 + confidence * variance)``, v the centred a*b*): unsure pixels stay grey, sure ones keep
+    their colour. While the head trains, the raw a*b* come out (what the losses need)."""
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__()
@@ -113,9 +121,39 @@ class ColorizationNetwork(nn.Module):
             nn.Conv2d(c(32), 2, 3, padding=1),
             nn.Sigmoid(),
         )
+        self.strength = cfg.confidence
+        self.confidence = ConfidenceHead(c(32)) if cfg.confidence > 0 else None
 
     def forward(self, fused: Tensor) -> Tensor:
-        return self.layers(fused)  # (B, 256w, H/8, W/8) -> (B, 2, H/2, W/2)
+        if self.confidence is None:
+            return self.layers(fused)  # (B, 256w, H/8, W/8) -> (B, 2, H/2, W/2)
+        hidden = self.layers[:-2](fused)
+        ab = self.layers[-1](self.layers[-2](hidden))
+        variance = self.confidence(hidden.detach())  # the head reads the colour path, never trains it
+        if self.confidence.training:
+            return ab
+        centred = ab - 0.5
+        power = centred.pow(2).sum(dim=1, keepdim=True)
+        return 0.5 + centred * (power / (power + self.strength * variance + 1e-12))
+
+
+class ConfidenceHead(nn.Module):
+    """Hidden features -> expected squared error of the normalised a*b* ``(B, 1, h, w)``, positive."""
+
+    PRIOR_VARIANCE = 0.003  # about the mean squared error of a trained network: where training starts
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(16, 1, 1))
+
+    def reset(self) -> None:
+        last = self.layers[-1]
+        assert isinstance(last, nn.Conv2d)
+        nn.init.zeros_(last.weight)
+        nn.init.constant_(last.bias, math.log(math.expm1(self.PRIOR_VARIANCE)))
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return F.softplus(self.layers(hidden).float()) + 1e-5
 
 
 class ClassificationHead(nn.Module):
@@ -143,6 +181,8 @@ class FusionNetwork(nn.Module):
         self.colorization = ColorizationNetwork(cfg)
         self.classifier = ClassificationHead(cfg)
         self.apply(_init_weights)
+        if self.colorization.confidence is not None:
+            self.colorization.confidence.reset()
 
     @property
     def global_dim(self) -> int:

@@ -24,6 +24,8 @@ def register(sub: Any) -> None:
     p.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up steps (default: 100)")
     p.add_argument("--init-from", help="warm start: a checkpoint (e.g. a fusion one for --family prior)")
     p.add_argument("--tone-jitter", type=float, help="share of inputs given a random tone curve (default: 0)")
+    p.add_argument("--confidence", type=float, help="add a confidence head of this strength (default: none)")
+    p.add_argument("--train-only", help="train only the parameters under this prefix, e.g. colorization.confidence")
     p.add_argument("--teacher", action="store_true", help="add EfficientNet-Lite0 soft labels (fusion)")
     p.add_argument("--teacher-size", type=int, help="side of the photos the teacher sees (default: 224)")
     p.add_argument("--max-train-images", type=int, help="train on a random subset of this many photos")
@@ -68,6 +70,8 @@ _FIELDS = (
     "max_psnr_drop",
     "init_from",
     "tone_jitter",
+    "confidence",
+    "train_only",
 )
 
 

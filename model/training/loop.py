@@ -195,6 +195,8 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
         class_names = tuple(resumed.meta["class_names"])
     else:
         net_cfg = model_config(cfg.family, cfg.preset, class_names)
+        if cfg.confidence:
+            net_cfg = net_cfg.replace(confidence=cfg.confidence)
         name = f"stats-{source.digest[:12]}-{cfg.split}{subset}-q{ABQuantizer(10.0).num_bins}.safetensors"
         stats, progress = cached_stats(samples, cfg, cache / name, device), TrainingProgress()
     model = build_model(cfg.family, net_cfg)
@@ -203,6 +205,9 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
         init_pretrained(model)  # e.g. the prior family's ImageNet backbone; a resume restores its own copy
     if resumed is None and cfg.init_from:
         warm_start(model, cfg.init_from)
+    if cfg.train_only:
+        for name, param in model.named_parameters():
+            param.requires_grad_(param.requires_grad and name.startswith(cfg.train_only))
     model = model.to(device)
     teacher = _teacher(cfg, samples, cache / f"teacher-{source.digest[:12]}-{cfg.split}{subset}", device)
     loss_fn = build_loss(cfg.family, model, stats, cfg.loss, _teacher_classes(teacher)).to(device)
@@ -301,7 +306,7 @@ def _step(session: _Session, rgb: torch.Tensor, labels: torch.Tensor, index: tor
 
 def _run(session: _Session) -> None:
     cfg, progress = session.cfg, session.progress
-    session.model.train()
+    _train_mode(session.model, cfg.train_only)
     bar = tqdm(total=cfg.max_steps, initial=progress.step, unit="step", disable=not cfg.progress, desc=cfg.family)
     last_save = time.monotonic()
     window_images, window_start = 0, time.monotonic()
@@ -331,6 +336,18 @@ def _run(session: _Session) -> None:
         log_file.close()
         session.save()  # also on interruption, so --resume loses at most the current step
     session.model.eval()
+
+
+def _train_mode(model: nn.Module, only: str | None) -> None:
+    """Training mode for what trains; with ``only``, the frozen rest stays in eval mode (batch-norm
+    statistics unchanged)."""
+    if not only:
+        model.train()
+        return
+    model.eval()
+    for name, module in model.named_modules():
+        if name.startswith(only):
+            module.train()
 
 
 def _log_step(log_file: Any, progress: TrainingProgress, lr: float, result: Any, rate: float) -> None:

@@ -27,6 +27,8 @@ from model.color import denormalize_ab
 from model.training.data import UNLABELLED
 from model.training.stats import DataStats
 
+CONFIDENCE_WEIGHT = 1e-3  # the likelihood's scale (about -3 per pixel) against the MSE's (about 1e-3)
+
 
 @dataclass(frozen=True)
 class LossOptions:
@@ -111,7 +113,12 @@ class FusionLoss(FamilyLoss):
         super().__init__()
         self.options = options
         self.hidden: Tensor | None = None
+        self.variance: Tensor | None = None
         self.teacher_head: nn.Module | None = None
+        head = getattr(getattr(model, "colorization", None), "confidence", None)
+        self.has_confidence = head is not None
+        if head is not None:
+            head.register_forward_hook(self._keep_variance)
         if teacher_classes:
             # A training-only head on the classifier's input (the 512w global layer), dropped at export.
             width = model.classifier.layers[0][0].in_features
@@ -121,11 +128,21 @@ class FusionLoss(FamilyLoss):
     def _keep_hidden(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.hidden = args[0]
 
+    def _keep_variance(self, module: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
+        self.variance = output
+
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
+        self.variance = None
         pred, logits = model(batch.lightness)
         mse = F.mse_loss(pred.float(), batch.ab)
         total = mse
         parts = {"mse": mse.item()}
+        if self.variance is not None:
+            # Gaussian likelihood of the colour's actual squared error; the colour itself is not pushed by it.
+            error = (pred.detach().float() - batch.ab).pow(2).sum(dim=1, keepdim=True)
+            nll = 0.5 * (error / self.variance + self.variance.log()).mean()
+            total = total + CONFIDENCE_WEIGHT * nll
+            parts["confidence"] = nll.item()
         if self.options.chroma_weight > 0:
             # One-sided: only too little chroma is penalised, countering the greyish mean regression tends to.
             deficit = (batch.ab - 0.5).norm(dim=1) - (pred.float() - 0.5).norm(dim=1)
@@ -148,6 +165,8 @@ class FusionLoss(FamilyLoss):
         text = f"MSE on normalised a*b* + {o.alpha:.5g} x cross-entropy on labelled images"
         if o.chroma_weight:
             text += f" + {o.chroma_weight:g} x one-sided chroma-deficit penalty"
+        if self.has_confidence:
+            text += f" + {CONFIDENCE_WEIGHT:g} x Gaussian NLL of the confidence head (colour detached)"
         if self.teacher_head is not None:
             text += f" + {o.alpha:.5g} x KL to the teacher's soft labels (training-only head)"
         return text
