@@ -148,7 +148,7 @@ class ConfidenceHead(nn.Module):
 
     def reset(self) -> None:
         last = self.layers[-1]
-        assert isinstance(last, nn.Conv2d)
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
         nn.init.zeros_(last.weight)
         nn.init.constant_(last.bias, math.log(math.expm1(self.PRIOR_VARIANCE)))
 
