@@ -26,9 +26,11 @@ import torch
 from PIL import Image
 
 from model import Colorizer, PredictorConfig
+from model.checkpoint import load_checkpoint
 from model.config import get_preset
 from model.imageio import lightness_of
 from model.network import FusionNetwork
+from model.predictor import DEFAULT_WEIGHTS
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -110,21 +112,23 @@ def test_exported_graph_is_valid_dynamic_and_carries_the_card(shipped_graph: Pat
     onnx.checker.check_model(model, full_check=True)
     meta = {p.key: p.value for p in model.metadata_props}
     card = json.loads(meta["card"])
-    assert meta["name"] == card["name"] == "fusion-tiny-colorize-train"
+    shipped = load_checkpoint(DEFAULT_WEIGHTS)
+    global_dim = shipped.build().global_dim
+    assert meta["name"] == card["name"] == shipped.card["name"] and meta["family"] == shipped.family
     assert meta["preset"] == "tiny"
-    assert float(meta["chroma_gain"]) == card["chroma_gain"] == 1.15
+    assert float(meta["chroma_gain"]) == card["chroma_gain"] == shipped.card["chroma_gain"]
     assert json.loads(meta["mean_ab"]) == card["mean_ab"]  # the training set's mean a*b*
     assert json.loads(meta["config"])["class_names"][:2] == ["buildings", "forest"]
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
     assert dims["lightness"] == ["batch", 1, "height", "width"]
-    assert dims["global_vector"][1] == 64
+    assert dims["global_vector"][1] == global_dim
     assert "Resize" in {n.op_type for n in model.graph.node}  # the global path's square copy is in the graph
     session = ort.InferenceSession(str(shipped_graph), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["lightness"]  # the style input is optional
     for shape in [(1, 1, 8, 8), (3, 1, 72, 200)]:  # batch, height and width all free
         ab, logits, vector = session.run(None, {"lightness": np.full(shape, 0.5, np.float32)})
         assert ab.shape == (shape[0], 2, shape[2] // 2, shape[3] // 2)
-        assert logits.shape == (shape[0], 8) and vector.shape == (shape[0], 64)
+        assert logits.shape == (shape[0], 8) and vector.shape == (shape[0], global_dim)
 
 
 def _parity(torch_colorizer: Colorizer, onnx_colorizer: Colorizer, image: Image.Image) -> None:
@@ -167,8 +171,9 @@ def test_random_weights_match_torch_without_the_shipped_file(onnx_cache: Path) -
 def test_shipped_checkpoint_matches_torch(shipped_graph: Path) -> None:
     onnx_colorizer = Colorizer.from_pretrained(shipped_graph)  # an .onnx file picks the onnxruntime backend
     assert onnx_colorizer.config.backend == "onnxruntime"
-    assert onnx_colorizer.chroma_gain == 1.15 and onnx_colorizer.trained
-    assert onnx_colorizer.model_name == "fusion-tiny-colorize-train"
+    shipped = load_checkpoint(DEFAULT_WEIGHTS)
+    assert onnx_colorizer.chroma_gain == shipped.card["chroma_gain"] and onnx_colorizer.trained
+    assert onnx_colorizer.model_name == shipped.card["name"] and onnx_colorizer.family == shipped.family
     _parity(Colorizer.from_pretrained(), onnx_colorizer, photo())
 
 
