@@ -147,7 +147,8 @@ def test_config_validation_and_command() -> None:
     assert cmd.startswith("colorize train --data pack.csv --out runs/x --family fusion --preset tiny")
     assert "--max-steps 100" in cmd and cmd.endswith("--teacher")
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    warm = reproduce_command(TrainConfig(data="d", out="o", family="prior", init_from="old.safetensors", tone_jitter=0.5))
+    warm_cfg = TrainConfig(data="d", out="o", family="prior", init_from="old.safetensors", tone_jitter=0.5)
+    warm = reproduce_command(warm_cfg)
     assert "--init-from old.safetensors --tone-jitter 0.5" in warm and "--warmup-steps" not in warm
 
 
