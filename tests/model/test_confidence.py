@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import get_preset
 from model.network import FusionNetwork
-from tests.imagegen import colour_photo
+from tests.trainrun import photo_folder, train_args
 
 
 def test_no_head_is_the_published_network() -> None:
@@ -45,14 +44,9 @@ def test_train_only_the_head(tmp_path: Path) -> None:
 
     net = FusionNetwork(get_preset("test"))
     start = save_checkpoint(tmp_path / "start.safetensors", net, family="fusion", config=net.config, card={})
-    root = tmp_path / "photos" / "train"
-    root.mkdir(parents=True)
-    for i in range(6):
-        Image.fromarray(colour_photo(40, 40, seed=i)).save(root / f"{i}.png")
+    rest = ["--calibrate-images", "0", "--eval-split", "none", "--max-steps", "3", "--lr", "0.01"]
     out = tmp_path / "run"
-    args = ["train", "--data", str(tmp_path / "photos"), "--out", str(out), "--preset", "test", "--size", "32"]
-    args += ["--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-progress", "--calibrate-images", "0"]
-    args += ["--eval-split", "none", "--max-steps", "3", "--lr", "0.01", "--init-from", str(start)]
+    args = train_args(photo_folder(tmp_path / "photos"), out, *rest, "--init-from", str(start))
     assert main([*args, "--confidence", "1.0", "--train-only", "colorization.confidence"]) == 0
     trained = load_checkpoint(out / "model.safetensors")
     assert trained.config.confidence == 1.0 and "confidence head" in trained.card["recipe"]["loss"]

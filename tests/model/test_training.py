@@ -20,6 +20,7 @@ from model.training.card import reproduce_command
 from model.training.data import PhotoDataset, lab_batch, load_source, random_crop
 from model.training.state import load_state
 from tests.imagegen import colour_photo, gradient
+from tests.trainrun import train_args
 
 LABELS = ("sky", "field")
 
@@ -85,8 +86,7 @@ def test_lab_batch_of_grey_is_neutral() -> None:
 
 
 def _train(root: Path, out: Path, *extra: str) -> int:
-    args = ["train", "--data", str(root), "--out", str(out), "--preset", "test", "--size", "32"]
-    return main([*args, "--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-progress", *extra])
+    return main(train_args(root, out, *extra))
 
 
 def test_train_end_to_end_and_resume(photo_tree: Path, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.config import get_preset
@@ -15,7 +14,7 @@ from model.network import FusionNetwork
 from model.prior import PRIOR_PRESETS, load_pretrained_prior
 from model.training.augment import ToneJitter
 from model.training.warm import warm_start, widen
-from tests.imagegen import colour_photo
+from tests.trainrun import photo_folder, train_args
 
 
 @pytest.fixture
@@ -63,14 +62,9 @@ def test_warm_start_refuses_an_unrelated_checkpoint(tmp_path: Path, fusion_check
 def test_colorize_train_init_from_and_tone_jitter(tmp_path: Path, fusion_checkpoint: Path) -> None:
     from colorize.cli import main
 
-    root = tmp_path / "photos" / "train"
-    root.mkdir(parents=True)
-    for i in range(6):
-        Image.fromarray(colour_photo(40, 40, seed=i)).save(root / f"{i}.png")
     out = tmp_path / "run"
-    args = ["train", "--data", str(tmp_path / "photos"), "--out", str(out), "--family", "prior", "--preset", "test"]
-    args += ["--size", "32", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-progress"]
-    args += ["--calibrate-images", "0", "--eval-split", "none", "--max-steps", "1", "--lr", "1e-9"]
+    rest = ["--family", "prior", "--calibrate-images", "0", "--eval-split", "none", "--max-steps", "1", "--lr", "1e-9"]
+    args = train_args(photo_folder(tmp_path / "photos"), out, *rest)
     assert main([*args, "--init-from", str(fusion_checkpoint), "--tone-jitter", "0.5"]) == 0
     card = load_checkpoint(out / "model.safetensors").card
     assert "tone curves on 50% of the inputs" in card["recipe"]["augmentation"]
