@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-MAX_SHARE = 0.5
+from model.config import MAX_NEUTRAL
+
 SAMPLE_PIXELS = 16_384  # the floor is estimated on a regular subsample of about this many pixels
 
 
@@ -24,8 +25,8 @@ def neutral_floor(ab: Tensor, share: float) -> Tensor:
     """``(B, 2, h, w)`` a*b* -> the same with each image's floor tint removed (see the module docstring)."""
     if share <= 0:
         return ab
-    if not 0.0 < share <= MAX_SHARE:
-        raise ValueError(f"neutral share must be within (0, {MAX_SHARE}], got {share}")
+    if share > MAX_NEUTRAL:
+        raise ValueError(f"neutral share must be within [0, {MAX_NEUTRAL:g}], got {share}")
     h, w = ab.shape[-2:]
     step = max(1, int((h * w / SAMPLE_PIXELS) ** 0.5))
     sample = ab[:, :, ::step, ::step].float().flatten(2)  # (B, 2, n)
