@@ -32,10 +32,16 @@ class FusionConfig:
     # > 0: a per-pixel confidence head, and a*b* pulled towards neutral where it expects a large error, this
     # strongly (model/network.py, ColorizationNetwork); 0: the published network, no head
     confidence: float = 0.0
+    # > 0: a distribution head over quantised a*b* beside the regression (Zhang et al.'s bins), and each
+    # pixel's a*b* moved this far towards the head's annealed mean where the head is sure (model/network.py,
+    # DistributionHead); 0: the published network, no head
+    distribution: float = 0.0
 
     def __post_init__(self) -> None:
         if self.confidence < 0:
             raise ValueError(f"confidence must be >= 0, got {self.confidence}")
+        if not 0.0 <= self.distribution <= 1.0:
+            raise ValueError(f"distribution is a blend weight in [0, 1], got {self.distribution}")
         if not 0.0 < self.width <= 4.0:
             raise ValueError(f"width must be in (0, 4], got {self.width}")
         if self.global_size < 32 or self.global_size % 32:

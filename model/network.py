@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.color import normalize_ab
 from model.config import FusionConfig
+from model.quantize import ABQuantizer
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
@@ -102,11 +104,15 @@ class Fusion(nn.Module):
 class ColorizationNetwork(nn.Module):
     """128, up x2, 64, 64, up x2, 32, 2 + sigmoid: normalised a*b* at half the input resolution.
 
-    With ``cfg.confidence > 0`` a small head on the last hidden features predicts each pixel's expected
-    squared a*b* error (trained by a Gaussian likelihood, the colour itself detached). At inference the a*b*
-    are pulled towards neutral where that error is large against their own chroma (a Wiener-style factor
-    ``|v|^2 / (|v|^2 + confidence * variance)``, v the centred a*b*): unsure pixels stay grey, sure ones keep
-    their colour. While the head trains, the raw a*b* come out (what the losses need)."""
+    Two optional heads read the colour path without training it (their inputs are detached); while they
+    train, the raw a*b* come out (what the losses need), and in eval mode they adjust it:
+
+    * ``cfg.confidence > 0``: a small head on the last hidden features predicts each pixel's expected squared
+      a*b* error (Gaussian likelihood); the a*b* are pulled towards neutral where that error is large against
+      their own chroma (a Wiener-style factor ``|v|^2 / (|v|^2 + confidence * variance)``, v the centred a*b*).
+    * ``cfg.distribution > 0``: a :class:`DistributionHead` on the fused features predicts a distribution over
+      quantised a*b*; each pixel moves towards its annealed mean by ``distribution`` x the head's certainty.
+    """
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__()
@@ -123,18 +129,68 @@ class ColorizationNetwork(nn.Module):
         )
         self.strength = cfg.confidence
         self.confidence = ConfidenceHead(c(32)) if cfg.confidence > 0 else None
+        self.blend = cfg.distribution
+        self.distribution = DistributionHead(c(256)) if cfg.distribution > 0 else None
 
     def forward(self, fused: Tensor) -> Tensor:
-        if self.confidence is None:
+        if self.confidence is None and self.distribution is None:
             return self.layers(fused)  # (B, 256w, H/8, W/8) -> (B, 2, H/2, W/2)
         hidden = self.layers[:-2](fused)
         ab = self.layers[-1](self.layers[-2](hidden))
-        variance = self.confidence(hidden.detach())  # the head reads the colour path, never trains it
-        if self.confidence.training:
+        # the heads read the colour path, never train it
+        variance = self.confidence(hidden.detach()) if self.confidence is not None else None
+        logits = self.distribution(fused.detach()) if self.distribution is not None else None
+        heads = (self.confidence, self.distribution)
+        if any(head is not None and head.training for head in heads):
             return ab
-        centred = ab - 0.5
-        power = centred.pow(2).sum(dim=1, keepdim=True)
-        return 0.5 + centred * (power / (power + self.strength * variance + 1e-12))
+        if logits is not None:
+            assert self.distribution is not None
+            ab = self.distribution.mix(ab, logits, self.blend)
+        if variance is not None:
+            centred = ab - 0.5
+            power = centred.pow(2).sum(dim=1, keepdim=True)
+            ab = 0.5 + centred * (power / (power + self.strength * variance + 1e-12))
+        return ab
+
+
+class DistributionHead(nn.Module):
+    """Fused features ``(B, C, H/8, W/8)`` -> logits over Zhang et al.'s a*b* bins ``(B, Q, H/4, W/4)``.
+
+    Regression alone predicts the mean of the plausible colours, greyish wherever several are plausible; the
+    distribution's annealed mean (temperature 0.38) is vivid where the head is sure. :meth:`mix` moves the
+    regression towards it by ``blend`` x the head's certainty (1 - normalised entropy), so unsure pixels keep
+    the regression's colour."""
+
+    TEMPERATURE = 0.38  # Zhang et al.'s annealed mean
+    WIDTH = 64
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.quantizer = ABQuantizer(10.0)
+        self.layers = nn.Sequential(
+            conv_bn_relu(channels, self.WIDTH),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            conv_bn_relu(self.WIDTH, self.WIDTH),
+            nn.Conv2d(self.WIDTH, self.quantizer.num_bins, 1),
+        )
+
+    def forward(self, fused: Tensor) -> Tensor:
+        return self.layers(fused)
+
+    def decode(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Annealed-mean a*b* ``(B, 2, h, w)`` (a*b* units) and certainty in [0, 1] ``(B, 1, h, w)``."""
+        logits = logits.float()
+        probs = torch.softmax(logits, dim=1)
+        entropy = -(probs * torch.log_softmax(logits, dim=1)).sum(dim=1, keepdim=True)
+        certainty = (1.0 - entropy / math.log(self.quantizer.num_bins)).clamp(0.0, 1.0)
+        return self.quantizer.annealed_mean(logits, self.TEMPERATURE), certainty
+
+    def mix(self, ab: Tensor, logits: Tensor, blend: float) -> Tensor:
+        """Normalised a*b* ``(B, 2, H/2, W/2)`` moved towards the annealed mean where the head is sure."""
+        annealed, certainty = self.decode(logits)
+        target = normalize_ab(F.interpolate(annealed, size=ab.shape[-2:], mode="bilinear", align_corners=False))
+        weight = blend * F.interpolate(certainty, size=ab.shape[-2:], mode="bilinear", align_corners=False)
+        return (ab.float() + weight * (target - ab.float())).clamp(0.0, 1.0).to(ab.dtype)
 
 
 class ConfidenceHead(nn.Module):

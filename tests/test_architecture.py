@@ -19,7 +19,15 @@ PACKAGES = ("model", "pipelines", "services", "colorize")
 
 # model/'s layers, lowest first. A module may import its own layer and those below, never one above.
 MODEL_LAYERS: tuple[tuple[str, ...], ...] = (
-    ("model.errors", "model.config", "model.color", "model.compose_kernel", "model.device", "model.neutral"),
+    (
+        "model.errors",
+        "model.config",
+        "model.color",
+        "model.compose_kernel",
+        "model.device",
+        "model.neutral",
+        "model.quantize",
+    ),
     ("model.registry", "model.efficientnet"),  # the registry mechanism; the pretrained backbone network
     ("model.network", "model.baselines", "model.prior"),  # the families; each registers itself
     ("model.families",),  # the catalog: imports every family

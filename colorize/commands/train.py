@@ -25,6 +25,12 @@ def register(sub: Any) -> None:
     p.add_argument("--init-from", help="warm start: a checkpoint (e.g. a fusion one for --family prior)")
     p.add_argument("--tone-jitter", type=float, help="share of inputs given a random tone curve (default: 0)")
     p.add_argument("--confidence", type=float, help="add a confidence head of this strength (default: none)")
+    p.add_argument(
+        "--distribution", type=float, help="add an a*b* distribution head blended in this strongly (default: none)"
+    )
+    p.add_argument(
+        "--rebalance-lambda", type=float, help="class rebalancing of the a*b* bins' cross-entropy (default: 0.5)"
+    )
     p.add_argument("--train-only", help="train only the parameters under this prefix, e.g. colorization.confidence")
     p.add_argument("--teacher", action="store_true", help="add EfficientNet-Lite0 soft labels (fusion)")
     p.add_argument("--teacher-size", type=int, help="side of the photos the teacher sees (default: 224)")
@@ -71,6 +77,7 @@ _FIELDS = (
     "init_from",
     "tone_jitter",
     "confidence",
+    "distribution",
     "train_only",
 )
 
@@ -92,6 +99,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         values["teacher"] = True
     if args.chroma_weight is not None:
         loss["chroma_weight"] = args.chroma_weight
+    if args.rebalance_lambda is not None:
+        loss["rebalance_lambda"] = args.rebalance_lambda
     if args.eval_split is not None:
         values["eval_split"] = None if args.eval_split.lower() == "none" else args.eval_split
     if args.no_progress:

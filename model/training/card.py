@@ -67,6 +67,7 @@ def reproduce_command(cfg: TrainConfig) -> str:
         "init_from": "--init-from",
         "tone_jitter": "--tone-jitter",
         "confidence": "--confidence",
+        "distribution": "--distribution",
         "train_only": "--train-only",
         "seed": "--seed",
         "name": "--name",
@@ -82,6 +83,8 @@ def reproduce_command(cfg: TrainConfig) -> str:
         args.append("--teacher")
     if cfg.loss.chroma_weight != default.loss.chroma_weight:
         args += ["--chroma-weight", str(cfg.loss.chroma_weight)]
+    if cfg.loss.rebalance_lambda != default.loss.rebalance_lambda:
+        args += ["--rebalance-lambda", str(cfg.loss.rebalance_lambda)]
     return shlex.join(args)
 
 

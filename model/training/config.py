@@ -26,6 +26,7 @@ class TrainConfig:
     init_from: str | None = None  # warm start: a checkpoint whose matching weights start the run
     tone_jitter: float = 0.0  # share of training inputs given a random tone curve (0: off)
     confidence: float = 0.0  # > 0: the network gets a confidence head of this strength (FusionConfig.confidence)
+    distribution: float = 0.0  # > 0: an a*b* distribution head blended this strongly (FusionConfig.distribution)
     train_only: str | None = None  # train only parameters under this prefix (e.g. colorization.confidence)
     teacher: bool = False  # soft ImageNet labels from EfficientNet-Lite0 as an extra global signal (fusion)
     teacher_size: int = 224  # side of the photos the teacher sees (its own resolution; less is faster)

@@ -27,10 +27,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from model.baselines import ABQuantizer
 from model.checkpoint import load_checkpoint, save_checkpoint, update_card
 from model.device import resolve_device
 from model.families import build_model, get_family
+from model.quantize import ABQuantizer
 from model.training.augment import ToneJitter
 from model.training.card import build_card, card_markdown
 from model.training.config import TrainConfig
@@ -197,6 +197,8 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
         net_cfg = model_config(cfg.family, cfg.preset, class_names)
         if cfg.confidence:
             net_cfg = net_cfg.replace(confidence=cfg.confidence)
+        if cfg.distribution:
+            net_cfg = net_cfg.replace(distribution=cfg.distribution)
         name = f"stats-{source.digest[:12]}-{cfg.split}{subset}-q{ABQuantizer(10.0).num_bins}.safetensors"
         stats, progress = cached_stats(samples, cfg, cache / name, device), TrainingProgress()
     model = build_model(cfg.family, net_cfg)

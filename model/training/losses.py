@@ -22,12 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.baselines import ABQuantizer
 from model.color import denormalize_ab
+from model.quantize import ABQuantizer
 from model.training.data import UNLABELLED
 from model.training.stats import DataStats
 
 CONFIDENCE_WEIGHT = 1e-3  # the likelihood's scale (about -3 per pixel) against the MSE's (about 1e-3)
+DISTRIBUTION_WEIGHT = 1e-2  # the distribution head's cross-entropy (about 3-5 per pixel; its input is detached)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,30 @@ def rebalance_weights(histogram: Tensor, quantizer: ABQuantizer, lam: float, sig
     return (w / (smooth * w).sum()).float()
 
 
+def soft_cross_entropy(
+    logits: Tensor, ab_norm: Tensor, quantizer: ABQuantizer, weights: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Class-rebalanced cross-entropy of bin logits ``(B, Q, h, w)`` against the normalised a*b* target
+    (average-pooled to the logits' size, soft-encoded over the 3x3 lattice neighbourhood): the weighted loss
+    and the plain per-pixel cross-entropy's mean (for logs)."""
+    logits = logits.float()
+    ab = denormalize_ab(F.adaptive_avg_pool2d(ab_norm, (logits.shape[-2], logits.shape[-1])))
+    idx, weight = quantizer.soft_encode(ab)  # (B, 9, h, w)
+    log_p = F.log_softmax(logits, dim=1).gather(1, idx)
+    ce = -(weight * log_p).sum(dim=1)  # (B, h, w)
+    nearest = idx.gather(1, weight.argmax(dim=1, keepdim=True))[:, 0]
+    return (weights[nearest] * ce).mean(), ce.mean()
+
+
+def _checked_weights(stats: DataStats, quantizer: ABQuantizer, lam: float) -> Tensor:
+    if stats.ab_histogram.numel() != quantizer.num_bins:
+        raise ValueError(
+            f"the data statistics count {stats.ab_histogram.numel()} a*b* bins but the model has "
+            f"{quantizer.num_bins} (statistics use the 10-unit grid)"
+        )
+    return rebalance_weights(stats.ab_histogram, quantizer, lam)
+
+
 def _teacher_term(logits: Tensor, teacher: Tensor, temperature: float) -> Tensor:
     log_q = F.log_softmax(logits.float() / temperature, dim=1)
     return F.kl_div(log_q, teacher.float(), reduction="batchmean") * temperature**2
@@ -114,11 +139,18 @@ class FusionLoss(FamilyLoss):
         self.options = options
         self.hidden: Tensor | None = None
         self.variance: Tensor | None = None
+        self.bin_logits: Tensor | None = None
         self.teacher_head: nn.Module | None = None
         head = getattr(getattr(model, "colorization", None), "confidence", None)
         self.has_confidence = head is not None
         if head is not None:
             head.register_forward_hook(self._keep_variance)
+        dist = getattr(getattr(model, "colorization", None), "distribution", None)
+        self.quantizer: ABQuantizer | None = None
+        if dist is not None:
+            self.quantizer = dist.quantizer
+            self.register_buffer("bin_weights", _checked_weights(stats, dist.quantizer, options.rebalance_lambda))
+            dist.register_forward_hook(self._keep_bin_logits)
         if teacher_classes:
             # A training-only head on the classifier's input (the 512w global layer), dropped at export.
             width = model.classifier.layers[0][0].in_features
@@ -131,8 +163,11 @@ class FusionLoss(FamilyLoss):
     def _keep_variance(self, module: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
         self.variance = output
 
+    def _keep_bin_logits(self, module: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
+        self.bin_logits = output
+
     def forward(self, model: nn.Module, batch: Batch) -> LossOutput:
-        self.variance = None
+        self.variance = self.bin_logits = None
         pred, logits = model(batch.lightness)
         mse = F.mse_loss(pred.float(), batch.ab)
         total = mse
@@ -143,6 +178,10 @@ class FusionLoss(FamilyLoss):
             nll = 0.5 * (error / self.variance + self.variance.log()).mean()
             total = total + CONFIDENCE_WEIGHT * nll
             parts["confidence"] = nll.item()
+        if self.bin_logits is not None and self.quantizer is not None:
+            weighted, ce = soft_cross_entropy(self.bin_logits, batch.ab, self.quantizer, self.bin_weights)
+            total = total + DISTRIBUTION_WEIGHT * weighted
+            parts["bins"] = ce.item()
         if self.options.chroma_weight > 0:
             # One-sided: only too little chroma is penalised, countering the greyish mean regression tends to.
             deficit = (batch.ab - 0.5).norm(dim=1) - (pred.float() - 0.5).norm(dim=1)
@@ -167,6 +206,12 @@ class FusionLoss(FamilyLoss):
             text += f" + {o.chroma_weight:g} x one-sided chroma-deficit penalty"
         if self.has_confidence:
             text += f" + {CONFIDENCE_WEIGHT:g} x Gaussian NLL of the confidence head (colour detached)"
+        if self.quantizer is not None:
+            balance = "none" if o.rebalance_lambda >= 1.0 else f"lambda {o.rebalance_lambda:g}"
+            text += (
+                f" + {DISTRIBUTION_WEIGHT:g} x cross-entropy of the distribution head ({self.quantizer.num_bins} "
+                f"a*b* bins, class rebalancing {balance}; colour path detached)"
+            )
         if self.teacher_head is not None:
             text += f" + {o.alpha:.5g} x KL to the teacher's soft labels (training-only head)"
         return text
@@ -192,24 +237,12 @@ class ClassificationLoss(FamilyLoss):
     def __init__(self, model: Any, stats: DataStats, options: LossOptions, teacher_classes: int) -> None:
         super().__init__()
         self.quantizer: ABQuantizer = model.quantizer
-        if stats.ab_histogram.numel() != self.quantizer.num_bins:
-            raise ValueError(
-                f"the data statistics count {stats.ab_histogram.numel()} a*b* bins but the model has "
-                f"{self.quantizer.num_bins} (statistics use the 10-unit grid)"
-            )
-        weights = rebalance_weights(stats.ab_histogram, self.quantizer, options.rebalance_lambda)
-        self.register_buffer("weights", weights)
+        self.register_buffer("weights", _checked_weights(stats, self.quantizer, options.rebalance_lambda))
         self.rebalance_lambda = options.rebalance_lambda
 
     def forward(self, model: Any, batch: Batch) -> LossOutput:
-        logits = model.bin_logits(batch.lightness).float()  # (B, Q, h, w)
-        ab = denormalize_ab(F.adaptive_avg_pool2d(batch.ab, logits.shape[-2:]))
-        idx, weight = self.quantizer.soft_encode(ab)  # (B, 9, h, w)
-        log_p = F.log_softmax(logits, dim=1).gather(1, idx)
-        ce = -(weight * log_p).sum(dim=1)  # (B, h, w)
-        nearest = idx.gather(1, weight.argmax(dim=1, keepdim=True))[:, 0]
-        loss = (self.weights[nearest] * ce).mean()
-        return LossOutput(loss, {"ce": ce.mean().item()})
+        loss, ce = soft_cross_entropy(model.bin_logits(batch.lightness), batch.ab, self.quantizer, self.weights)
+        return LossOutput(loss, {"ce": ce.item()})
 
     def describe(self) -> str:
         return (

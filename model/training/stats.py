@@ -11,8 +11,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from model.baselines import ABQuantizer
 from model.color import rgb_to_lab
+from model.quantize import ABQuantizer
 from model.training.data import PhotoDataset, Sample
 
 

@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 
 from model import Colorizer
-from model.baselines import ABQuantizer, BaselineConfig
+from model.baselines import BaselineConfig
 from model.checkpoint import save_checkpoint
 from model.color import normalize_ab, rgb_to_lab
 from model.config import PredictorConfig
 from model.families import build_model, families, get_family
+from model.quantize import ABQuantizer
 from model.training.losses import Batch, LossOptions, build_loss, rebalance_weights
 from model.training.stats import DataStats
 from tests.imagegen import colour_photo
