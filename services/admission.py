@@ -174,6 +174,12 @@ class _AdmissionMetrics:
             "colorize_admission_tail_ratio", "95th percentile of actual / predicted completion", registry=registry
         )
         tail.set_function(lambda: admission.tail.value)
+        draining = Gauge(
+            "colorize_admission_draining",
+            "1 once a graceful stop has begun: new colorizations get 503",
+            registry=registry,
+        )
+        draining.set_function(lambda: float(admission.draining))
 
 
 def _replica_id(admission: Admission) -> str:

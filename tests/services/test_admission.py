@@ -119,6 +119,7 @@ def test_hard_depth_bound_and_draining() -> None:
     a.admit()
     with pytest.raises(OverloadedError):
         a.admit()
+    assert "colorize_admission_draining 0.0" in generate_latest(registry).decode()
     assert a.drain()["in_flight"] == 2
     a.release()
     with pytest.raises(ShuttingDownError) as stopping:
@@ -131,6 +132,7 @@ def test_hard_depth_bound_and_draining() -> None:
     }
     text = generate_latest(registry).decode()
     assert 'reason="depth"} 1.0' in text and 'reason="stopping"} 1.0' in text
+    assert "colorize_admission_draining 1.0" in text
 
 
 # ------------------------------------------------------------------------------------------ pixel budget

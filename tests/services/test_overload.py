@@ -94,6 +94,15 @@ def _with_drain_app(port: int) -> Any:
     return type(config).model_validate(data)
 
 
+async def _until_draining(client: httpx.AsyncClient, metrics_url: str, deadline_s: float) -> None:
+    """The stopper thread reaches the replica when Ray gets to it (slower on a loaded machine): wait for the
+    replica's own draining gauge rather than a fixed pause."""
+    deadline = time.monotonic() + deadline_s
+    while _metric((await client.get(metrics_url)).text, "colorize_admission_draining") < 1:
+        assert time.monotonic() < deadline, "the drain never reached the replica"
+        await asyncio.sleep(0.05)
+
+
 def test_drain_finishes_in_flight_requests_and_refuses_new_ones(serve_app: ServeEndpoints) -> None:
     from services.launch import deploy
     from services.lifecycle import drain_applications
@@ -112,7 +121,7 @@ def test_drain_finishes_in_flight_requests_and_refuses_new_ones(serve_app: Serve
                 await asyncio.sleep(0.5)
                 stopper = threading.Thread(target=lambda: results.update(drain=drain_applications(["drain"], 20)))
                 stopper.start()
-                await asyncio.sleep(0.5)
+                await _until_draining(c, f"{serve_app.base}/drain/metrics", deadline_s=20.0)
                 results["late"] = await c.post(url, content=small)
                 answers = await asyncio.gather(*in_flight)
                 await asyncio.to_thread(stopper.join)
