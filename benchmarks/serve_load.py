@@ -239,7 +239,7 @@ def report(
     return "\n".join(lines)
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="Serve config to deploy (default: deploy/serve.yaml)")
     parser.add_argument("--url", help="benchmark a running server instead of starting one")
@@ -268,7 +268,11 @@ def main() -> None:
         from services.launch import DEFAULT_CONFIG
 
         args.config = DEFAULT_CONFIG
+    return args
 
+
+def main() -> None:
+    args = _parse_args()
     import httpx
 
     body = synthetic_jpeg(args.size)
