@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     p.add_argument("--teacher", action="store_true", help="add EfficientNet-Lite0 soft labels (fusion)")
     p.add_argument("--teacher-size", type=int, help="side of the photos the teacher sees (default: 224)")
     p.add_argument("--max-train-images", type=int, help="train on a random subset of this many photos")
-    p.add_argument("--chroma-weight", type=float, help="fusion: weight of the chroma-deficit penalty")
+    p.add_argument("--chroma-weight", type=float, help="fusion and prior: weight of the chroma-deficit penalty")
     p.add_argument("--split", help="split to train on (default: train)")
     p.add_argument(
         "--calibrate-images", type=int, help="training photos choosing the chroma gain (default: 500; 0: none)"

@@ -38,7 +38,7 @@ class LossOptions:
     alpha: float = 1.0 / 300.0  # weight of the classification (and teacher) term
     huber_delta: float = 0.05  # Huber transition in normalised a*b* units (0.05 = 12.8 a*b* units)
     rebalance_lambda: float = 0.5  # mix of the empirical colour prior with a uniform one
-    chroma_weight: float = 0.0  # fusion: extra penalty for predicting less chroma than the target (0 = off)
+    chroma_weight: float = 0.0  # fusion, prior: extra penalty for predicting less chroma than the target (0 = off)
     teacher_temperature: float = 1.0
 
 
