@@ -6,6 +6,9 @@ much of the lost colourfulness at a small, measured cost in PSNR. The gain is ch
 the evaluation split) as the largest one whose mean PSNR stays within ``max_psnr_drop`` dB of the unscaled
 output and whose mean colourfulness does not exceed the photos' own; it is stored in the checkpoint's card and
 applied by the predictor (``PredictorConfig.chroma_gain`` overrides it).
+
+Before the gain, a network with a distribution head can be given a chroma level (:func:`fit_level_checkpoint`,
+:mod:`model.chroma_level`): one factor per photo instead of one for all, fitted on training photos.
 """
 
 from __future__ import annotations
@@ -123,6 +126,105 @@ def calibrate_checkpoint(
         changes["neutral"] = neutral
     update_card(weights, changes, out=out)
     return result
+
+
+@dataclass(frozen=True)
+class LevelFit:
+    """A fitted chroma level (:mod:`model.chroma_level`): its coefficients and how well they explain the truth."""
+
+    coef: list[float]
+    bias: float
+    images: int
+    r2: float  # share of the variance of log(truth chroma / predicted chroma) the factor explains on these photos
+    mean_factor: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def fit_chroma_level(
+    colorizer: Any, images: Iterable[np.ndarray], *, ridge: float = 10.0, batch_size: int = 32
+) -> LevelFit:
+    """Fit the chroma level of ``colorizer``'s network (one with ``chroma_level``) on 8-bit RGB colour ``images``
+    and load it into the network: the per-photo statistics against each truth's mean chroma."""
+    import torch
+
+    from model.chroma_level import OFFSET, fit_level
+    from model.color import srgb8_to_ab, srgb8_to_lightness
+
+    level = getattr(getattr(colorizer.network, "colorization", None), "level", None)
+    if level is None:
+        raise ValueError("this network has no chroma level (its config needs chroma_level=True)")
+    features: list[np.ndarray] = []
+    truths: list[float] = []
+    for batch in batched(images, batch_size):
+        features.append(colorizer.level_features([srgb8_to_lightness(rgb) for rgb in batch]))
+        truths.extend(float(np.hypot(*srgb8_to_ab(rgb, torch.float64)).mean()) for rgb in batch)
+    if not truths:
+        raise ValueError("no images to fit the chroma level on")
+    x, truth = np.concatenate(features).astype(np.float64), np.asarray(truths)
+    coef, bias = fit_level(x, truth, ridge=ridge)
+    level.load_fit(coef, bias)
+    target = np.log(truth + OFFSET) - x[:, 0]
+    fitted = x @ coef + bias
+    r2 = 1.0 - float(((fitted - target) ** 2).mean() / max(target.var(), 1e-12))
+    factor = level.factor(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    return LevelFit(
+        [round(float(c), 6) for c in coef], round(bias, 6), len(truth), round(r2, 4), round(float(factor.mean()), 4)
+    )
+
+
+def fit_level_checkpoint(
+    weights: str | Path,
+    photos: Sequence[Path],
+    *,
+    split: str = "train",
+    limit: int = 6000,
+    max_side: int | None = 256,
+    ridge: float = 10.0,
+    neutral: float | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    device: str = "auto",
+) -> LevelFit:
+    """Give the checkpoint ``weights`` (a network with a distribution head) a chroma level fitted on ``limit``
+    random ones of ``photos`` (a data source's ``split``: training photos, never the evaluation split), and
+    store it (in place, or in ``out``) with the fit in its card. The decoded chroma it reads is measured after
+    the neutral floor of ``neutral`` (default: the card's). Calibrate the chroma gain afterwards."""
+    from model.checkpoint import extend_checkpoint, load_checkpoint
+    from model.config import PredictorConfig
+    from model.predictor import Colorizer
+
+    ckpt = load_checkpoint(weights)
+    if getattr(ckpt.config, "distribution", 0.0) <= 0:
+        raise ValueError(f"{weights}: the chroma level needs a network with a distribution head (--distribution)")
+    config = ckpt.config.replace(chroma_level=True)
+    network = _with_level(ckpt, config)
+    share = float(ckpt.card.get("neutral", 0.0)) if neutral is None else neutral
+    network.colorization.level.set_share(share)
+    colorizer = Colorizer(network, family=ckpt.family, card=ckpt.card, config=PredictorConfig(device=device))
+    images, where = _calibration_images(photos, split, None, limit, max_side, seed)
+    fit = fit_chroma_level(colorizer, images, ridge=ridge)
+    tensors = {k: v for k, v in network.state_dict().items() if ".level." in k}
+    extend_checkpoint(
+        weights, tensors, config=config, changes={"chroma_level": {**where, "neutral": share, **fit.to_dict()}}, out=out
+    )
+    return fit
+
+
+def _with_level(ckpt: Any, config: Any) -> Any:
+    """The checkpoint's network rebuilt under ``config`` (its chroma level new, or as stored)."""
+    from model.errors import CheckpointError
+    from model.families import build_model
+
+    network = build_model(ckpt.family, config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()}
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    if unexpected or any(".level." not in key for key in missing):
+        raise CheckpointError(
+            f"weights do not match the {ckpt.family} config: missing {missing}, unexpected {unexpected}"
+        )
+    return network
 
 
 def _calibration_images(

@@ -66,6 +66,24 @@ def update_card(path: str | Path, changes: dict[str, Any], *, out: str | Path | 
     return card
 
 
+def extend_checkpoint(
+    path: str | Path,
+    tensors: dict[str, torch.Tensor],
+    *,
+    config: Any,
+    changes: dict[str, Any],
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Add ``tensors`` to the checkpoint at ``path`` under a new ``config`` (the same family), merge ``changes``
+    into its card and rewrite it (in place, or as ``out``); the stored weights are kept exactly. Returns the card."""
+    ckpt = load_checkpoint(path)
+    state = {**ckpt.state_dict, **{k: v.detach().cpu().contiguous() for k, v in tensors.items()}}
+    card = {**ckpt.card, **changes}
+    Checkpoint(ckpt.family, config, state, card).build()  # fails loudly if the config and the weights disagree
+    _write(Path(out or path), state, family=ckpt.family, config=config, card=card)
+    return card
+
+
 def _write(
     path: Path, state: dict[str, torch.Tensor], *, family: str, config: Any, card: dict[str, Any] | None
 ) -> Path:

@@ -36,8 +36,13 @@ class FusionConfig:
     # pixel's a*b* moved this far towards the head's annealed mean where the head is sure (model/network.py,
     # DistributionHead); 0: the published network, no head
     distribution: float = 0.0
+    # True: each photo's decoded a*b* scaled by one factor read from the distribution head's expected chroma,
+    # fitted on training photos (model/chroma_level.py; `colorize calibrate --fit-level`); needs distribution > 0
+    chroma_level: bool = False
 
     def __post_init__(self) -> None:
+        if self.chroma_level and self.distribution <= 0:
+            raise ValueError("chroma_level reads the distribution head: it needs distribution > 0")
         if self.confidence < 0:
             raise ValueError(f"confidence must be >= 0, got {self.confidence}")
         if not 0.0 <= self.distribution <= 1.0:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.chroma_level import ChromaLevel, level_features
 from model.color import normalize_ab
 from model.config import FusionConfig
 from model.quantize import ABQuantizer
@@ -112,6 +113,7 @@ class ColorizationNetwork(nn.Module):
       their own chroma (a Wiener-style factor ``|v|^2 / (|v|^2 + confidence * variance)``, v the centred a*b*).
     * ``cfg.distribution > 0``: a :class:`DistributionHead` on the fused features predicts a distribution over
       quantised a*b*; each pixel moves towards its annealed mean by ``distribution`` x the head's certainty.
+      With ``cfg.chroma_level`` each photo's result is then scaled by one fitted factor (:mod:`model.chroma_level`).
     """
 
     def __init__(self, cfg: FusionConfig) -> None:
@@ -131,6 +133,18 @@ class ColorizationNetwork(nn.Module):
         self.confidence = ConfidenceHead(c(32)) if cfg.confidence > 0 else None
         self.blend = cfg.distribution
         self.distribution = DistributionHead(c(256)) if cfg.distribution > 0 else None
+        self.level = ChromaLevel() if cfg.chroma_level else None
+
+    def level_inputs(self, fused: Tensor) -> Tensor:
+        """The statistics ``(B, 4)`` :class:`ChromaLevel` reads, before it scales anything (what it is fitted on)."""
+        assert self.distribution is not None, "the chroma level reads the distribution head"
+        ab = self.layers(fused)
+        logits = self.distribution(fused)
+        return self._level_features(self.distribution.mix(ab, logits, self.blend), ab, logits)
+
+    def _level_features(self, mixed: Tensor, ab: Tensor, logits: Tensor) -> Tensor:
+        assert self.distribution is not None and self.level is not None
+        return level_features(mixed, ab, logits, self.distribution.quantizer.centres, self.level.share)
 
     def forward(self, fused: Tensor) -> Tensor:
         if self.confidence is None and self.distribution is None:
@@ -145,7 +159,10 @@ class ColorizationNetwork(nn.Module):
             return ab
         if logits is not None:
             assert self.distribution is not None
-            ab = self.distribution.mix(ab, logits, self.blend)
+            mixed = self.distribution.mix(ab, logits, self.blend)
+            if self.level is not None:
+                mixed = self.level(mixed, self._level_features(mixed, ab, logits))
+            ab = mixed
         if variance is not None:
             centred = ab - 0.5
             power = centred.pow(2).sum(dim=1, keepdim=True)
@@ -265,6 +282,11 @@ class FusionNetwork(nn.Module):
 
     def fuse_and_decode(self, local: Tensor, global_vector: Tensor) -> Tensor:
         return self.colorization(self.fusion(local, global_vector))
+
+    def level_features(self, lightness: Tensor) -> Tensor:
+        """The per-photo statistics ``(B, 4)`` the chroma level is fitted on (model/chroma_level.py)."""
+        global_vector, _ = self.global_features(lightness)
+        return self.colorization.level_inputs(self.fusion(self.local_features(lightness), global_vector))
 
     def forward(self, lightness: Tensor, global_vector: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Normalised a*b* ``(B, 2, H/2, W/2)`` and class logits (None when ``global_vector`` is given)."""

@@ -29,9 +29,17 @@ def neutral_floor(ab: Tensor, share: float) -> Tensor:
         raise ValueError(f"neutral share must be within [0, {MAX_NEUTRAL:g}], got {share}")
     h, w = ab.shape[-2:]
     step = max(1, int((h * w / SAMPLE_PIXELS) ** 0.5))
+    return ab - floor_tint(ab, share, step)[:, :, None, None].to(ab.dtype)
+
+
+def floor_tint(ab: Tensor, share: float | Tensor, step: int = 1) -> Tensor:
+    """The tint ``(B, 2)``: mean a*b* of the ``share`` least colourful of the pixels sampled every ``step``
+    (at least one). Tensor operations only, so it also runs inside an exported graph of any size."""
     sample = ab[:, :, ::step, ::step].float().flatten(2)  # (B, 2, n)
     magnitude = sample.norm(dim=1)  # (B, n)
-    k = max(1, int(round(share * magnitude.shape[1])))
-    _, idx = magnitude.topk(k, dim=1, largest=False, sorted=False)
-    floor = torch.gather(sample, 2, idx[:, None, :].expand(-1, 2, -1)).mean(dim=2)  # (B, 2)
-    return ab - floor[:, :, None, None].to(ab.dtype)
+    order = magnitude.argsort(dim=1)
+    rank = torch.ones_like(magnitude).cumsum(dim=1)  # 1, 2, ..., n
+    k = (rank[:, -1:] * share).round().clamp(min=1.0)  # (B, 1): how many pixels make the floor
+    chosen = (rank <= k).float()  # the first k of the sorted order
+    sorted_ab = torch.gather(sample, 2, order[:, None, :].expand(-1, 2, -1))
+    return (sorted_ab * chosen[:, None, :]).sum(dim=2) / k

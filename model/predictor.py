@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from model import gpu_codecs
 from model.checkpoint import load_checkpoint
+from model.chroma_level import FEATURES as LEVEL_FEATURES
 from model.color import denormalize_ab, normalize_lightness
 from model.compose import ChromaGrid, compose, compose_batch, resize_area
 from model.config import DEFAULT_PRESET, STRIDE, PredictorConfig, get_preset
@@ -259,6 +260,19 @@ class Colorizer:
             for idx in self._buckets([tuple(p.shape) for p in planes]):  # type: ignore[misc]
                 vector, _ = global_features(self._to_batch([planes[i] for i in idx]))
                 out[idx] = vector.float().cpu().numpy()
+        return out
+
+    def level_features(self, images: Sequence[ImageInput | np.ndarray | Tensor]) -> np.ndarray:
+        """The statistics ``(B, 4)`` float32 a network's chroma level reads (:mod:`model.chroma_level`), for
+        images at the working size, as :meth:`predict_chroma` sees them."""
+        planes = [self.working_plane(p) for p in self._planes(images)]
+        features = getattr(self.network, "level_features", None)
+        if features is None:
+            raise ValueError(f"the {self.family} model has no chroma level")
+        out = np.zeros((len(planes), len(LEVEL_FEATURES)), np.float32)
+        with self._inference():
+            for idx in self._buckets([tuple(p.shape) for p in planes]):  # type: ignore[misc]
+                out[idx] = features(self._to_batch([planes[i] for i in idx])).float().cpu().numpy()
         return out
 
     def _style_tensor(self, style: np.ndarray | None, n: int) -> Tensor | None:

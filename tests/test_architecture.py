@@ -27,6 +27,7 @@ MODEL_LAYERS: tuple[tuple[str, ...], ...] = (
         "model.device",
         "model.neutral",
         "model.quantize",
+        "model.chroma_level",
     ),
     ("model.registry", "model.efficientnet"),  # the registry mechanism; the pretrained backbone network
     ("model.network", "model.baselines", "model.prior"),  # the families; each registers itself

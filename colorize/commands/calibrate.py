@@ -1,5 +1,6 @@
 """``colorize calibrate --data DIR|MANIFEST|--check-set NAME --weights W``: choose and store a checkpoint's
-chroma gain (and optionally its neutral-floor share)."""
+chroma gain (and optionally its neutral-floor share); with ``--fit-level``, fit its per-photo chroma level on
+training photos instead (:mod:`model.chroma_level`)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,17 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--weights", required=True, help="checkpoint to calibrate (updated in place unless --out)")
     p.add_argument("--split", default="train", help="split to calibrate on; never the evaluation split")
-    p.add_argument("--limit", type=int, default=500, help="random photos used (default: 500)")
+    p.add_argument("--limit", type=int, help="random photos used (default: 500; 6000 with --fit-level)")
     p.add_argument(
         "--max-psnr-drop", type=float, default=0.5, help="PSNR (dB) the gain may cost against 1.0 (default: 0.5)"
     )
     p.add_argument(
         "--neutral", type=neutral_share, metavar="SHARE", help="also store this neutral-floor share (0 to 0.5)"
+    )
+    p.add_argument(
+        "--fit-level",
+        action="store_true",
+        help="fit the per-photo chroma level (networks with a distribution head) on --data photos instead of the gain",
     )
     p.add_argument("--out", type=Path, help="write the calibrated checkpoint here instead")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
@@ -42,13 +48,15 @@ def run(args: argparse.Namespace) -> int:
         photos = [s.path for s in load_source(args.data).split(args.split)] if args.data else []
         if args.data and not photos:
             raise ValueError(f"{args.data}: no images in split {args.split!r}")
+        if args.fit_level:
+            return _fit_level(args, photos)
         result = calibrate_checkpoint(
             args.weights,
             photos,
             split=args.split,
             check_set=args.check_set,
             neutral=args.neutral,
-            limit=args.limit,
+            limit=500 if args.limit is None else args.limit,
             max_psnr_drop=args.max_psnr_drop,
             out=args.out,
             device=args.device,
@@ -64,5 +72,23 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{result.images} photos of {where}, their colourfulness {result.truth_colorfulness:.2f}; "
         f"chroma gain {result.gain:.2f} stored in {args.out or args.weights}"
+    )
+    return 0
+
+
+def _fit_level(args: argparse.Namespace, photos: list[Path]) -> int:
+    from model.calibration import fit_level_checkpoint
+
+    if not photos:
+        raise ValueError("--fit-level fits on training photos: give --data (and --split), not --check-set")
+    limit = 6000 if args.limit is None else args.limit
+    fit = fit_level_checkpoint(
+        args.weights, photos, split=args.split, limit=limit, neutral=args.neutral, out=args.out, device=args.device
+    )
+    print(
+        f"chroma level fitted on {fit.images} photos of split {args.split!r}: "
+        f"coefficients {fit.coef}, bias {fit.bias}; "
+        f"R^2 {fit.r2:.3f}, mean factor {fit.mean_factor:.2f}; stored in {args.out or args.weights} "
+        "(calibrate the chroma gain next)"
     )
     return 0
