@@ -137,7 +137,8 @@ class ColorizationNetwork(nn.Module):
 
     def level_inputs(self, fused: Tensor) -> Tensor:
         """The statistics ``(B, 4)`` :class:`ChromaLevel` reads, before it scales anything (what it is fitted on)."""
-        assert self.distribution is not None, "the chroma level reads the distribution head"
+        if self.distribution is None or self.level is None:
+            raise ValueError("this network has no chroma level (its config needs chroma_level=True)")
         ab = self.layers(fused)
         logits = self.distribution(fused)
         return self._level_features(self.distribution.mix(ab, logits, self.blend), ab, logits)

@@ -114,6 +114,9 @@ def test_floor_tint_is_the_mean_of_the_least_colourful_pixels() -> None:
 def test_the_level_needs_a_distribution_head() -> None:
     with pytest.raises(ValueError, match="distribution"):
         get_preset("test").replace(chroma_level=True)
+    plain, _ = _nets()
+    with pytest.raises(ValueError, match="no chroma level"):
+        plain.level_features(torch.rand(1, 1, 32, 32))
 
 
 def test_fit_level_stores_it_in_the_checkpoint(tmp_path: Path) -> None:
