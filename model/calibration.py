@@ -149,7 +149,7 @@ def fit_chroma_level(
     and load it into the network: the per-photo statistics against each truth's mean chroma."""
     import torch
 
-    from model.chroma_level import OFFSET, fit_level
+    from model.chroma_level import fit_level, level_target
     from model.color import srgb8_to_ab, srgb8_to_lightness
 
     level = getattr(getattr(colorizer.network, "colorization", None), "level", None)
@@ -165,7 +165,7 @@ def fit_chroma_level(
     x, truth = np.concatenate(features).astype(np.float64), np.asarray(truths)
     coef, bias = fit_level(x, truth, ridge=ridge)
     level.load_fit(coef, bias)
-    target = np.log(truth + OFFSET) - x[:, 0]
+    target = level_target(x, truth)
     fitted = x @ coef + bias
     r2 = 1.0 - float(((fitted - target) ** 2).mean() / max(target.var(), 1e-12))
     factor = level.factor(torch.as_tensor(x, dtype=torch.float32)).numpy()
@@ -213,18 +213,11 @@ def fit_level_checkpoint(
 
 
 def _with_level(ckpt: Any, config: Any) -> Any:
-    """The checkpoint's network rebuilt under ``config`` (its chroma level new, or as stored)."""
-    from model.errors import CheckpointError
+    """The checkpoint's network rebuilt under ``config``: its stored chroma level, or a new (unfitted) one."""
     from model.families import build_model
 
-    network = build_model(ckpt.family, config)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()}
-    missing, unexpected = network.load_state_dict(state, strict=False)
-    if unexpected or any(".level." not in key for key in missing):
-        raise CheckpointError(
-            f"weights do not match the {ckpt.family} config: missing {missing}, unexpected {unexpected}"
-        )
-    return network
+    fresh = {k: v for k, v in build_model(ckpt.family, config).state_dict().items() if ".level." in k}
+    return dataclasses.replace(ckpt, config=config, state_dict={**fresh, **ckpt.state_dict}).build()
 
 
 def _calibration_images(

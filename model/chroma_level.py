@@ -17,13 +17,11 @@ A film shot's frames see nearly the same statistics, so the factor is steady wit
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from model.color import AB_RANGE
+from model.color import denormalize_ab
 from model.config import MAX_NEUTRAL
 from model.neutral import floor_tint
 
@@ -38,28 +36,32 @@ def mean_chroma(ab: Tensor) -> Tensor:
     return ab.float().norm(dim=1).mean(dim=(1, 2))
 
 
-def level_features(ab: Tensor, regression: Tensor, logits: Tensor, centres: Tensor, share: Tensor | float) -> Tensor:
+def level_features(
+    ab: Tensor, regression: Tensor, probs: Tensor, certainty: Tensor, centres: Tensor, share: Tensor | float
+) -> Tensor:
     """The statistics ``(B, 4)`` the factor reads (:data:`FEATURES`): ``ab`` the decoded and ``regression``
-    the regressed normalised a*b* ``(B, 2, H, W)``, ``logits`` the head's ``(B, Q, h, w)``, ``centres`` its
-    bins' a*b* ``(Q, 2)``, ``share`` the neutral floor's (the decoded chroma is measured as the predictor will
-    output it: with that floor's tint removed)."""
-    decoded = (ab.float() - 0.5) * (2.0 * AB_RANGE)
+    the regressed normalised a*b* ``(B, 2, H, W)``; the distribution head's ``probs`` ``(B, Q, h, w)`` over bins
+    whose a*b* are ``centres`` ``(Q, 2)`` and its ``certainty`` ``(B, 1, h, w)``
+    (:meth:`model.network.DistributionHead.decode`); ``share`` the neutral floor's (the decoded chroma is
+    measured as the predictor will output it: with that floor's tint removed)."""
+    decoded = denormalize_ab(ab.float())
     floored = decoded - floor_tint(decoded, share, FLOOR_STEP)[:, :, None, None]
-    logits = logits.float()
-    probs = torch.softmax(logits, dim=1)
     magnitude = centres.float().norm(dim=1).view(1, -1, 1, 1)
     expected = (probs * magnitude).sum(dim=1).mean(dim=(1, 2))  # (B,) E_p[|ab|], averaged over the photo
-    entropy = -(probs * torch.log_softmax(logits, dim=1)).sum(dim=1)
-    certainty = (1.0 - entropy / math.log(logits.shape[1])).clamp(0.0, 1.0).mean(dim=(1, 2))
     return torch.stack(
         (
             torch.log(mean_chroma(floored) + OFFSET),
-            torch.log(mean_chroma((regression.float() - 0.5) * (2.0 * AB_RANGE)) + OFFSET),
+            torch.log(mean_chroma(denormalize_ab(regression.float())) + OFFSET),
             torch.log(expected + OFFSET),
-            certainty,
+            certainty.mean(dim=(1, 2, 3)),
         ),
         dim=1,
     )
+
+
+def level_target(features: np.ndarray, truth_chroma: np.ndarray) -> np.ndarray:
+    """What ``log s`` is fitted to: log of each truth's mean chroma over the output's (column 0 of ``features``)."""
+    return np.log(np.asarray(truth_chroma, np.float64) + OFFSET) - np.asarray(features, np.float64)[:, 0]
 
 
 class ChromaLevel(nn.Module):
@@ -108,7 +110,7 @@ def fit_level(features: np.ndarray, truth_chroma: np.ndarray, ridge: float = 10.
         )
     if len(features) < 2 * len(FEATURES):
         raise ValueError(f"need at least {2 * len(FEATURES)} photos to fit the chroma level, got {len(features)}")
-    target = np.log(truth_chroma + OFFSET) - features[:, 0]
+    target = level_target(features, truth_chroma)
     mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
     design = np.c_[(features - mean) / std, np.ones(len(features))]
     penalty = ridge * np.eye(design.shape[1])

@@ -8,6 +8,7 @@ the global vector for style transfer and shot-level video colorization.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -140,12 +141,13 @@ class ColorizationNetwork(nn.Module):
         if self.distribution is None or self.level is None:
             raise ValueError("this network has no chroma level (its config needs chroma_level=True)")
         ab = self.layers(fused)
-        logits = self.distribution(fused)
-        return self._level_features(self.distribution.mix(ab, logits, self.blend), ab, logits)
+        head = self.distribution.decode(self.distribution(fused))
+        return self._level_features(self.distribution.mix(ab, head, self.blend), ab, head)
 
-    def _level_features(self, mixed: Tensor, ab: Tensor, logits: Tensor) -> Tensor:
+    def _level_features(self, mixed: Tensor, ab: Tensor, head: HeadOutput) -> Tensor:
         assert self.distribution is not None and self.level is not None
-        return level_features(mixed, ab, logits, self.distribution.quantizer.centres, self.level.share)
+        centres = self.distribution.quantizer.centres
+        return level_features(mixed, ab, head.probs, head.certainty, centres, self.level.share)
 
     def forward(self, fused: Tensor) -> Tensor:
         if self.confidence is None and self.distribution is None:
@@ -160,15 +162,24 @@ class ColorizationNetwork(nn.Module):
             return ab
         if logits is not None:
             assert self.distribution is not None
-            mixed = self.distribution.mix(ab, logits, self.blend)
+            head = self.distribution.decode(logits)
+            mixed = self.distribution.mix(ab, head, self.blend)
             if self.level is not None:
-                mixed = self.level(mixed, self._level_features(mixed, ab, logits))
+                mixed = self.level(mixed, self._level_features(mixed, ab, head))
             ab = mixed
         if variance is not None:
             centred = ab - 0.5
             power = centred.pow(2).sum(dim=1, keepdim=True)
             ab = 0.5 + centred * (power / (power + self.strength * variance + 1e-12))
         return ab
+
+
+class HeadOutput(NamedTuple):
+    """:meth:`DistributionHead.decode`'s reading of its logits, per pixel at the head's resolution."""
+
+    annealed: Tensor  # (B, 2, h, w) annealed-mean a*b* (a*b* units)
+    certainty: Tensor  # (B, 1, h, w) 1 - entropy / log Q, in [0, 1]
+    probs: Tensor  # (B, Q, h, w) the bins' probabilities
 
 
 class DistributionHead(nn.Module):
@@ -195,19 +206,18 @@ class DistributionHead(nn.Module):
     def forward(self, fused: Tensor) -> Tensor:
         return self.layers(fused)
 
-    def decode(self, logits: Tensor) -> tuple[Tensor, Tensor]:
-        """Annealed-mean a*b* ``(B, 2, h, w)`` (a*b* units) and certainty in [0, 1] ``(B, 1, h, w)``."""
+    def decode(self, logits: Tensor) -> HeadOutput:
+        """What the logits say, each pixel: the annealed mean, the certainty and the bins' probabilities."""
         logits = logits.float()
         probs = torch.softmax(logits, dim=1)
         entropy = -(probs * torch.log_softmax(logits, dim=1)).sum(dim=1, keepdim=True)
         certainty = (1.0 - entropy / math.log(self.quantizer.num_bins)).clamp(0.0, 1.0)
-        return self.quantizer.annealed_mean(logits, self.TEMPERATURE), certainty
+        return HeadOutput(self.quantizer.annealed_mean(logits, self.TEMPERATURE), certainty, probs)
 
-    def mix(self, ab: Tensor, logits: Tensor, blend: float) -> Tensor:
+    def mix(self, ab: Tensor, head: HeadOutput, blend: float) -> Tensor:
         """Normalised a*b* ``(B, 2, H/2, W/2)`` moved towards the annealed mean where the head is sure."""
-        annealed, certainty = self.decode(logits)
-        target = normalize_ab(F.interpolate(annealed, size=ab.shape[-2:], mode="bilinear", align_corners=False))
-        weight = blend * F.interpolate(certainty, size=ab.shape[-2:], mode="bilinear", align_corners=False)
+        target = normalize_ab(F.interpolate(head.annealed, size=ab.shape[-2:], mode="bilinear", align_corners=False))
+        weight = blend * F.interpolate(head.certainty, size=ab.shape[-2:], mode="bilinear", align_corners=False)
         return (ab.float() + weight * (target - ab.float())).clamp(0.0, 1.0).to(ab.dtype)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,28 +251,28 @@ class Colorizer:
 
     def global_features(self, images: Sequence[ImageInput | np.ndarray | Tensor]) -> np.ndarray:
         """Global feature vectors ``(B, G)`` float32 (the style of an image; averaged per shot for video)."""
-        planes = [self.working_plane(p) for p in self._planes(images)]
         global_features = getattr(self.network, "global_features", None)
         if global_features is None:
             raise ValueError(f"the {self.family} model has no global features (no style transfer)")
-        out = np.zeros((len(planes), self.global_dim), np.float32)
-        with self._inference():
-            for idx in self._buckets([tuple(p.shape) for p in planes]):  # type: ignore[misc]
-                vector, _ = global_features(self._to_batch([planes[i] for i in idx]))
-                out[idx] = vector.float().cpu().numpy()
-        return out
+        return self._per_image(images, lambda x: global_features(x)[0], self.global_dim)
 
     def level_features(self, images: Sequence[ImageInput | np.ndarray | Tensor]) -> np.ndarray:
         """The statistics ``(B, 4)`` float32 a network's chroma level reads (:mod:`model.chroma_level`), for
         images at the working size, as :meth:`predict_chroma` sees them."""
-        planes = [self.working_plane(p) for p in self._planes(images)]
-        features = getattr(self.network, "level_features", None)
-        if features is None:
+        level_features = getattr(self.network, "level_features", None)
+        if level_features is None:
             raise ValueError(f"the {self.family} model has no chroma level")
-        out = np.zeros((len(planes), len(LEVEL_FEATURES)), np.float32)
+        return self._per_image(images, level_features, len(LEVEL_FEATURES))
+
+    def _per_image(
+        self, images: Sequence[ImageInput | np.ndarray | Tensor], fn: Callable[[Tensor], Tensor], dim: int
+    ) -> np.ndarray:
+        """``fn`` of each image at the working size, batched by size: ``(B, dim)`` float32 on the host."""
+        planes = [self.working_plane(p) for p in self._planes(images)]
+        out = np.zeros((len(planes), dim), np.float32)
         with self._inference():
             for idx in self._buckets([tuple(p.shape) for p in planes]):  # type: ignore[misc]
-                out[idx] = features(self._to_batch([planes[i] for i in idx])).float().cpu().numpy()
+                out[idx] = fn(self._to_batch([planes[i] for i in idx])).float().cpu().numpy()
         return out
 
     def _style_tensor(self, style: np.ndarray | None, n: int) -> Tensor | None:

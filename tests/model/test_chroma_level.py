@@ -88,15 +88,16 @@ def test_features_measure_chroma_as_the_predictor_outputs_it() -> None:
     regression = normalize_ab(ab * 0.5)
     q = 5
     centres = torch.tensor([[0.0, 0.0], [30.0, 40.0], [-30.0, 40.0], [0.0, -50.0], [60.0, 80.0]])
-    logits = torch.zeros(1, q, 4, 4)  # uniform: expected |ab| = the mean bin magnitude, certainty 0
-    f = level_features(normalize_ab(ab), regression, logits, centres, share=0.05)
+    probs = torch.full((1, q, 4, 4), 1.0 / q)  # uniform: expected |ab| = the mean bin magnitude
+    certainty = torch.full((1, 1, 4, 4), 0.25)
+    f = level_features(normalize_ab(ab), regression, probs, certainty, centres, share=0.05)
     assert f.shape == (1, len(FEATURES))
     floored = 0.25 * 50.0  # the tint is removed; the quarter keeps |(40, -30)| = 50
     assert float(f[0, 0]) == pytest.approx(math.log(floored + OFFSET), rel=1e-4)
     regressed = float(torch.hypot(ab[:, 0] * 0.5, ab[:, 1] * 0.5).mean())
     assert float(f[0, 1]) == pytest.approx(math.log(regressed + OFFSET), rel=1e-4)
     assert float(f[0, 2]) == pytest.approx(math.log(float(centres.norm(dim=1).mean()) + OFFSET), rel=1e-4)
-    assert float(f[0, 3]) == pytest.approx(0.0, abs=1e-5)
+    assert float(f[0, 3]) == pytest.approx(0.25)
 
 
 def test_floor_tint_is_the_mean_of_the_least_colourful_pixels() -> None:

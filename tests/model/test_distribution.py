@@ -66,7 +66,7 @@ def test_certainty_is_one_minus_normalised_entropy() -> None:
     q = head.quantizer.num_bins
     logits = torch.zeros(1, q, 2, 2)
     logits[0, 0, 0, 0] = 80.0  # one pixel certain, the rest uniform
-    _, certainty = head.decode(logits)
+    certainty = head.decode(logits).certainty
     assert certainty.shape == (1, 1, 2, 2)
     assert certainty[0, 0, 0, 0] > 0.99 and certainty[0, 0, 1, 1] < 1e-5
 
