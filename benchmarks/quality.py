@@ -34,6 +34,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--time", action="store_true", help="measure CPU ms per image for each model")
+    parser.add_argument("--repeats", type=int, default=2, help="with --time: passes over the photos (default: 2)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if not args.data and not args.check_set:
@@ -41,20 +42,25 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def ms_per_image(colorizer: Any, photos: list[np.ndarray], repeats: int = 2) -> float:
-    """Median wall milliseconds of one ``colorize_batch`` call on one photo (decoded L* in, RGB out)."""
+def ms_per_image(colorizers: dict[str, Any], photos: list[np.ndarray], repeats: int = 2) -> dict[str, float]:
+    """Median wall milliseconds of one ``colorize_batch`` call on one photo (decoded L* in, RGB out), per model.
+
+    The models take turns on every photo, so a machine that slows down or speeds up during the run moves all of
+    them alike and their ratios hold."""
     from model.color import srgb8_to_lightness
     from model.imageio import DecodedImage
 
     planes = [DecodedImage(lightness=srgb8_to_lightness(rgb), mode="RGB") for rgb in photos]
-    colorizer.colorize_batch(planes[:1])  # warm-up
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in colorizers}
+    for colorizer in colorizers.values():
+        colorizer.colorize_batch(planes[:1])  # warm-up
     for _ in range(repeats):
         for plane in planes:
-            start = time.perf_counter()
-            colorizer.colorize_batch([plane])
-            times.append(time.perf_counter() - start)
-    return round(1000 * float(np.median(times)), 2)
+            for name, colorizer in colorizers.items():
+                start = time.perf_counter()
+                colorizer.colorize_batch([plane])
+                times[name].append(time.perf_counter() - start)
+    return {name: round(1000 * float(np.median(t)), 2) for name, t in times.items()}
 
 
 def _table(colorizers: dict[str, Any], report: dict[str, Any], title: str) -> str:
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_table(colorizers, out[key], title) + f"\n\n(evaluated in {time.perf_counter() - start:.0f} s)\n")
     if args.time:
         photos = [rgb for _, rgb in next(reversed(sets.values()))]
-        out["ms_per_image"] = {name: ms_per_image(c, photos) for name, c in colorizers.items()}
+        out["ms_per_image"] = ms_per_image(colorizers, photos, args.repeats)
         print(f"CPU ms per image ({torch.get_num_threads()} threads): {out['ms_per_image']}")
     for name, c in colorizers.items():
         recipe = c.card.get("recipe", {})
