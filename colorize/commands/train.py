@@ -24,6 +24,11 @@ def register(sub: Any) -> None:
     p.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up steps (default: 100)")
     p.add_argument("--init-from", help="warm start: a checkpoint (e.g. a fusion one for --family prior)")
     p.add_argument("--tone-jitter", type=float, help="share of inputs given a random tone curve (default: 0)")
+    p.add_argument(
+        "--source-exponent",
+        type=float,
+        help="draw each source in proportion to (its photos) ** E: 1 every photo alike (default), 0 every source",
+    )
     p.add_argument("--confidence", type=float, help="add a confidence head of this strength (default: none)")
     p.add_argument(
         "--distribution", type=float, help="add an a*b* distribution head blended in this strongly (default: none)"
@@ -76,6 +81,7 @@ _FIELDS = (
     "max_psnr_drop",
     "init_from",
     "tone_jitter",
+    "source_exponent",
     "confidence",
     "distribution",
     "train_only",

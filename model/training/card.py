@@ -29,11 +29,14 @@ AUGMENTATION = "random square crops covering 50-100% of the shorter side, resize
 
 
 def augmentation_text(cfg: TrainConfig) -> str:
-    if not cfg.tone_jitter:
-        return AUGMENTATION
-    from model.training.augment import ToneJitter
+    text = AUGMENTATION
+    if cfg.tone_jitter:
+        from model.training.augment import ToneJitter
 
-    return f"{AUGMENTATION}; {ToneJitter(cfg.tone_jitter).describe()}"
+        text = f"{text}; {ToneJitter(cfg.tone_jitter).describe()}"
+    if cfg.source_exponent != 1.0:
+        text = f"{text}; each source drawn in proportion to (its photos) ** {cfg.source_exponent:g}"
+    return text
 
 
 def hardware(device: torch.device) -> str:
@@ -66,6 +69,7 @@ def reproduce_command(cfg: TrainConfig) -> str:
         "warmup_steps": "--warmup-steps",
         "init_from": "--init-from",
         "tone_jitter": "--tone-jitter",
+        "source_exponent": "--source-exponent",
         "confidence": "--confidence",
         "distribution": "--distribution",
         "train_only": "--train-only",

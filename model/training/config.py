@@ -25,6 +25,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     init_from: str | None = None  # warm start: a checkpoint whose matching weights start the run
     tone_jitter: float = 0.0  # share of training inputs given a random tone curve (0: off)
+    # How photos are drawn: each with probability proportional to (photos of its source) ** (exponent - 1).
+    # 1: every photo equally often (a large source dominates); 0: every source equally often; 0.5 between.
+    source_exponent: float = 1.0
     confidence: float = 0.0  # > 0: the network gets a confidence head of this strength (FusionConfig.confidence)
     distribution: float = 0.0  # > 0: an a*b* distribution head blended this strongly (FusionConfig.distribution)
     train_only: str | None = None  # train only parameters under this prefix (e.g. colorization.confidence)
@@ -62,6 +65,8 @@ class TrainConfig:
             raise ValueError("lr must be positive")
         if not 0.0 <= self.tone_jitter <= 1.0:
             raise ValueError(f"tone_jitter is a share of the inputs, in [0, 1], got {self.tone_jitter}")
+        if not 0.0 <= self.source_exponent <= 1.0:
+            raise ValueError(f"source_exponent must be in [0, 1] (1: every photo alike), got {self.source_exponent}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

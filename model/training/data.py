@@ -118,6 +118,16 @@ def _scan_folder(root: Path) -> DataSource:
     return DataSource(root, tuple(samples), digest.hexdigest(), "folder")
 
 
+def source_weights(samples: Sequence[Sample], exponent: float) -> list[float]:
+    """Sampling weight of each photo: ``n ** (exponent - 1)`` where ``n`` counts the photos of its source, so
+    each source is drawn in proportion to ``n ** exponent`` (1: every photo alike; 0: every source alike). An
+    empty source is a source of its own."""
+    counts: dict[str, int] = {}
+    for s in samples:
+        counts[s.source] = counts.get(s.source, 0) + 1
+    return [counts[s.source] ** (exponent - 1.0) for s in samples]
+
+
 def random_crop(image: Image.Image, size: int, rng: random.Random, min_scale: float = 0.5) -> Image.Image:
     """A random square crop covering ``min_scale``..1 of the shorter side, resized to ``size``, flipped half
     the time."""

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from model.checkpoint import load_checkpoint, save_checkpoint, update_card
@@ -34,7 +34,7 @@ from model.quantize import ABQuantizer
 from model.training.augment import ToneJitter
 from model.training.card import build_card, card_markdown
 from model.training.config import TrainConfig
-from model.training.data import DataSource, PhotoDataset, lab_batch, load_source
+from model.training.data import DataSource, PhotoDataset, lab_batch, load_source, source_weights
 from model.training.losses import Batch, FamilyLoss, build_loss
 from model.training.state import TrainingProgress, load_state, save_state
 from model.training.stats import DataStats, compute_stats
@@ -275,10 +275,15 @@ def _calibrate_export(cfg: TrainConfig, path: Path, source: DataSource, device: 
 def _loader(session: _Session) -> DataLoader:
     cfg = session.cfg
     dataset = PhotoDataset(session.samples, cfg.size, session.class_names, augment=True)
+    sampler = None
+    if cfg.source_exponent != 1.0:  # sources re-weighted; an epoch still draws len(dataset) photos
+        weights = source_weights(session.samples, cfg.source_exponent)
+        sampler = WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True)
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         drop_last=len(dataset) >= cfg.batch_size,
         num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,8 +17,9 @@ from model import Colorizer, PredictorConfig
 from model.checkpoint import load_checkpoint
 from model.color import normalize_ab
 from model.training import TrainConfig
-from model.training.card import reproduce_command
-from model.training.data import PhotoDataset, lab_batch, load_source, random_crop
+from model.training.card import augmentation_text, reproduce_command
+from model.training.data import PhotoDataset, Sample, lab_batch, load_source, random_crop, source_weights
+from model.training.loop import _loader
 from model.training.state import load_state
 from tests.imagegen import colour_photo, gradient
 from tests.trainrun import train_args
@@ -75,6 +77,48 @@ def test_random_crop_flip_and_dataset(photo_tree: Path) -> None:
     items = [dataset[i] for i in range(len(dataset))]  # the broken file is replaced, not fatal
     assert all(rgb.shape == (3, 32, 32) and rgb.dtype == torch.uint8 for rgb, _, _ in items)
     assert {label for _, label, _ in items} <= {0, 1}
+
+
+def test_source_weights_balance_sources() -> None:
+    samples = [Sample(Path(f"{i}.png"), "train", "", "big" if i < 9 else "small") for i in range(10)]
+
+    def share(exponent: float) -> dict[str, float]:
+        weights = source_weights(samples, exponent)
+        total = sum(weights)
+        by_source = {"big": 0.0, "small": 0.0}
+        for weight, sample in zip(weights, samples, strict=True):
+            by_source[sample.source] += weight / total
+        return by_source
+
+    assert share(1.0) == pytest.approx({"big": 0.9, "small": 0.1})  # every photo alike
+    assert share(0.0) == pytest.approx({"big": 0.5, "small": 0.5})  # every source alike
+    assert share(0.5) == pytest.approx({"big": 0.75, "small": 0.25})  # sqrt(9) : sqrt(1)
+
+
+def test_loader_draws_sources_by_exponent(tmp_path: Path) -> None:
+    """One photo of source ``a`` beside seven of ``b``: exponent 0 draws each source about equally often."""
+    samples = []
+    for i in range(8):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(colour_photo(16, 16, seed=i)).save(path)
+        samples.append(Sample(path, "train", "", "a" if i == 0 else "b"))
+
+    def draws_of_a(exponent: float) -> float:
+        cfg = TrainConfig(data="d", out="o", batch_size=4, workers=0, source_exponent=exponent)
+        session = SimpleNamespace(cfg=cfg, samples=samples, class_names=(), device=torch.device("cpu"))
+        loader = _loader(session)  # type: ignore[arg-type]
+        torch.manual_seed(0)
+        drawn = [i for _ in range(200) for i in loader.sampler]
+        assert len(drawn) == 200 * len(samples)  # an epoch is still one pass's worth of photos
+        return sum(i == 0 for i in drawn) / len(drawn)
+
+    assert draws_of_a(1.0) == 1 / 8  # plain shuffling: once per epoch
+    assert 0.42 < draws_of_a(0.0) < 0.58
+    with pytest.raises(ValueError, match="source_exponent"):
+        TrainConfig(data="d", out="o", source_exponent=1.5)
+    text = augmentation_text(TrainConfig(data="d", out="o", source_exponent=0.5))
+    assert text.endswith("each source drawn in proportion to (its photos) ** 0.5")
+    assert "--source-exponent 0.5" in reproduce_command(TrainConfig(data="d", out="o", source_exponent=0.5))
 
 
 def test_lab_batch_of_grey_is_neutral() -> None:
