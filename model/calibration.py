@@ -190,7 +190,9 @@ def fit_level_checkpoint(
     """Give the checkpoint ``weights`` (a network with a distribution head) a chroma level fitted on ``limit``
     random ones of ``photos`` (a data source's ``split``: training photos, never the evaluation split), and
     store it (in place, or in ``out``) with the fit in its card. The decoded chroma it reads is measured after
-    the neutral floor of ``neutral`` (default: the card's). Calibrate the chroma gain afterwards."""
+    the neutral floor of ``neutral`` (default: the card's); as in :func:`calibrate_checkpoint`, a given
+    ``neutral`` is also stored as the card's floor, so the predictor applies the floor the level was fitted
+    after. Calibrate the chroma gain afterwards."""
     from model.checkpoint import extend_checkpoint, load_checkpoint
     from model.config import PredictorConfig
     from model.predictor import Colorizer
@@ -206,9 +208,10 @@ def fit_level_checkpoint(
     images, where = _calibration_images(photos, split, None, limit, max_side, seed)
     fit = fit_chroma_level(colorizer, images, ridge=ridge)
     tensors = {k: v for k, v in network.state_dict().items() if ".level." in k}
-    extend_checkpoint(
-        weights, tensors, config=config, changes={"chroma_level": {**where, "neutral": share, **fit.to_dict()}}, out=out
-    )
+    changes: dict[str, Any] = {"chroma_level": {**where, "neutral": share, **fit.to_dict()}}
+    if neutral is not None:
+        changes["neutral"] = neutral
+    extend_checkpoint(weights, tensors, config=config, changes=changes, out=out)
     return fit
 
 

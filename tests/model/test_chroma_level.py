@@ -133,6 +133,7 @@ def test_fit_level_stores_it_in_the_checkpoint(tmp_path: Path) -> None:
     assert fitted.config.chroma_level and not load_checkpoint(start).config.chroma_level
     card = fitted.card["chroma_level"]
     assert card["images"] == 12 and card["neutral"] == 0.1 and len(card["coef"]) == len(FEATURES)
+    assert fitted.card["neutral"] == 0.1  # the predictor's floor is the one the level was measured after
     for name, tensor in load_checkpoint(start).state_dict.items():
         assert torch.equal(fitted.state_dict[name], tensor), name  # every stored weight kept exactly
     level = _level(fitted.build())  # type: ignore[arg-type]
