@@ -28,20 +28,26 @@ from model.network import FusionNetwork, _init_weights, conv_bn_relu, fc_bn_relu
 from model.registry import Family, register_family
 
 PRIOR_DIM = 1280  # EfficientNet-Lite0's pooled embedding (the input of its ImageNet classifier)
+PRIOR_BLOCKS = 16  # EfficientNet-Lite0's MBConv blocks
 
 
 @dataclass(frozen=True)
 class PriorConfig(FusionConfig):
     """A :class:`FusionConfig` plus the prior: the side of the square copy the backbone sees, and whether
-    the backbone trains (``False``: frozen, its batch-norm statistics kept from ImageNet)."""
+    the backbone trains (``False``: frozen, its batch-norm statistics kept from ImageNet). With
+    ``prior_train_blocks`` N > 0 only its last N blocks and its head convolution train ("fine-tuned late"),
+    their batch-norm statistics still ImageNet's; the earlier blocks stay frozen."""
 
     prior_size: int = 224
     prior_trainable: bool = False
+    prior_train_blocks: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.prior_size < 32 or self.prior_size % 32:
             raise ValueError(f"prior_size must be a positive multiple of 32, got {self.prior_size}")
+        if not 0 <= self.prior_train_blocks <= PRIOR_BLOCKS:
+            raise ValueError(f"prior_train_blocks must be in [0, {PRIOR_BLOCKS}], got {self.prior_train_blocks}")
 
     def replace(self, **changes: Any) -> PriorConfig:
         return dataclasses.replace(self, **changes)
@@ -76,17 +82,28 @@ class PriorBackbone(nn.Module):
         self.net = EfficientNetLite0()
         del self.net._fc  # the embedding is what is fused; the 1.28M-parameter classifier is not needed
 
-    def forward(self, lightness: Tensor) -> Tensor:
-        x = F.interpolate(lightness, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+    def forward(self, lightness: Tensor, tuned_blocks: int = 0) -> Tensor:
+        """The embedding; with ``tuned_blocks`` N > 0 the blocks before the last N run without autograd (they
+        are frozen), so training pays the backward pass of the tuned tail only."""
         net = self.net
-        rgb = lightness_to_grey_srgb(x)
-        mean = torch.tensor((0.485, 0.456, 0.406), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor((0.229, 0.224, 0.225), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        y = F.relu6(net._bn0(net._conv_stem((rgb.to(x.dtype) - mean) / std)))
-        for block in net._blocks:
+        frozen = len(net._blocks) - tuned_blocks if tuned_blocks else len(net._blocks)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not tuned_blocks):
+            size = (self.size, self.size)
+            x = F.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=True)
+            rgb = lightness_to_grey_srgb(x)
+            mean = torch.tensor((0.485, 0.456, 0.406), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+            std = torch.tensor((0.229, 0.224, 0.225), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+            y = F.relu6(net._bn0(net._conv_stem((rgb.to(x.dtype) - mean) / std)))
+            for block in net._blocks[:frozen]:
+                y = block(y)
+        for block in net._blocks[frozen:]:
             y = block(y)
         y = F.relu6(net._bn1(net._conv_head(y)))
         return y.mean(dim=(2, 3))  # (B, 1280)
+
+    def late(self, blocks: int) -> list[nn.Module]:
+        """The modules a late fine-tune of ``blocks`` blocks trains: those blocks and the head convolution."""
+        return [*self.net._blocks[len(self.net._blocks) - blocks :], self.net._conv_head, self.net._bn1]
 
 
 class PriorFusion(nn.Module):
@@ -119,6 +136,8 @@ class PriorFusionNetwork(FusionNetwork):
         self.project.apply(_init_weights)
         self.prior = PriorBackbone(cfg.prior_size)  # after the init: its own weights come from ImageNet
         self.prior.requires_grad_(cfg.prior_trainable)
+        for module in self.prior.late(cfg.prior_train_blocks) if cfg.prior_train_blocks else ():
+            module.requires_grad_(True)
 
     @property
     def global_dim(self) -> int:
@@ -133,6 +152,8 @@ class PriorFusionNetwork(FusionNetwork):
     def prior_embedding(self, lightness: Tensor) -> Tensor:
         if self.config.prior_trainable and self.training:
             return self.prior(lightness)
+        if self.config.prior_train_blocks and self.training:
+            return self.prior(lightness, tuned_blocks=self.config.prior_train_blocks)
         with torch.no_grad():
             return self.prior(lightness)
 

@@ -37,6 +37,12 @@ def register(sub: Any) -> None:
         "--rebalance-lambda", type=float, help="class rebalancing of the a*b* bins' cross-entropy (default: 0.5)"
     )
     p.add_argument("--train-only", help="train only the parameters under this prefix, e.g. colorization.confidence")
+    p.add_argument(
+        "--prior-train-blocks",
+        type=int,
+        help="prior family: fine-tune the backbone's last N of 16 blocks and its head (default: 0, frozen)",
+    )
+    p.add_argument("--prior-lr-scale", type=float, help="the fine-tuned backbone's learning rate x (default: 0.1)")
     p.add_argument("--teacher", action="store_true", help="add EfficientNet-Lite0 soft labels (fusion)")
     p.add_argument("--teacher-size", type=int, help="side of the photos the teacher sees (default: 224)")
     p.add_argument("--max-train-images", type=int, help="train on a random subset of this many photos")
@@ -85,6 +91,8 @@ _FIELDS = (
     "confidence",
     "distribution",
     "train_only",
+    "prior_train_blocks",
+    "prior_lr_scale",
 )
 
 

@@ -39,6 +39,19 @@ def augmentation_text(cfg: TrainConfig) -> str:
     return text
 
 
+def optimizer_text(cfg: TrainConfig) -> str:
+    text = (
+        f"AdamW (lr {cfg.lr:g}, weight decay {cfg.weight_decay:g}), {cfg.warmup_steps} warm-up steps, cosine decay "
+        f"over the time budget, gradient clipping at {cfg.grad_clip:g}"
+    )
+    if cfg.prior_train_blocks:
+        text += (
+            f"; the backbone's last {cfg.prior_train_blocks} blocks and head fine-tuned at "
+            f"{cfg.prior_lr_scale:g} x the lr (batch-norm statistics ImageNet's)"
+        )
+    return text
+
+
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, bf16 autocast)"
@@ -73,6 +86,8 @@ def reproduce_command(cfg: TrainConfig) -> str:
         "confidence": "--confidence",
         "distribution": "--distribution",
         "train_only": "--train-only",
+        "prior_train_blocks": "--prior-train-blocks",
+        "prior_lr_scale": "--prior-lr-scale",
         "seed": "--seed",
         "name": "--name",
         "data_name": "--data-name",
@@ -122,8 +137,7 @@ def build_card(
             f"{source.kind}_sha256": source.digest,
         },
         "recipe": {
-            "optimizer": f"AdamW (lr {cfg.lr:g}, weight decay {cfg.weight_decay:g}), {cfg.warmup_steps} warm-up "
-            "steps, cosine decay over the time budget, gradient clipping at " + f"{cfg.grad_clip:g}",
+            "optimizer": optimizer_text(cfg),
             "loss": loss_text,
             "augmentation": augmentation_text(cfg),
             "size": cfg.size,

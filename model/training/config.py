@@ -31,6 +31,10 @@ class TrainConfig:
     confidence: float = 0.0  # > 0: the network gets a confidence head of this strength (FusionConfig.confidence)
     distribution: float = 0.0  # > 0: an a*b* distribution head blended this strongly (FusionConfig.distribution)
     train_only: str | None = None  # train only parameters under this prefix (e.g. colorization.confidence)
+    # prior family: > 0 fine-tunes the backbone's last N blocks and head convolution (PriorConfig), at
+    # prior_lr_scale x the learning rate; 0 keeps the backbone frozen.
+    prior_train_blocks: int = 0
+    prior_lr_scale: float = 0.1
     teacher: bool = False  # soft ImageNet labels from EfficientNet-Lite0 as an extra global signal (fusion)
     teacher_size: int = 224  # side of the photos the teacher sees (its own resolution; less is faster)
     loss: LossOptions = field(default_factory=LossOptions)
@@ -65,6 +69,10 @@ class TrainConfig:
             raise ValueError("lr must be positive")
         if not 0.0 <= self.tone_jitter <= 1.0:
             raise ValueError(f"tone_jitter is a share of the inputs, in [0, 1], got {self.tone_jitter}")
+        if self.prior_train_blocks and self.family != "prior":
+            raise ValueError(f"prior_train_blocks needs the prior family, not {self.family}")
+        if self.prior_lr_scale <= 0:
+            raise ValueError(f"prior_lr_scale must be positive, got {self.prior_lr_scale}")
         if not 0.0 <= self.source_exponent <= 1.0:
             raise ValueError(f"source_exponent must be in [0, 1] (1: every photo alike), got {self.source_exponent}")
 

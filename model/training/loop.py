@@ -199,6 +199,8 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
             net_cfg = net_cfg.replace(confidence=cfg.confidence)
         if cfg.distribution:
             net_cfg = net_cfg.replace(distribution=cfg.distribution)
+        if cfg.prior_train_blocks:
+            net_cfg = net_cfg.replace(prior_train_blocks=cfg.prior_train_blocks)
         name = f"stats-{source.digest[:12]}-{cfg.split}{subset}-q{ABQuantizer(10.0).num_bins}.safetensors"
         stats, progress = cached_stats(samples, cfg, cache / name, device), TrainingProgress()
     model = build_model(cfg.family, net_cfg)
@@ -213,8 +215,7 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
     model = model.to(device)
     teacher = _teacher(cfg, samples, cache / f"teacher-{source.digest[:12]}-{cfg.split}{subset}", device)
     loss_fn = build_loss(cfg.family, model, stats, cfg.loss, _teacher_classes(teacher)).to(device)
-    params = [p for p in (*model.parameters(), *loss_fn.parameters()) if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(cfg, model, loss_fn), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if resumed is not None:
         model.load_state_dict(resumed.module_state("model."))
         loss_fn.load_state_dict(resumed.module_state("loss."))
@@ -231,6 +232,18 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
     return _Session(
         cfg, model, loss_fn, optimizer, samples, class_names, teacher, tone, device, progress, out, stats, meta
     )
+
+
+def _param_groups(cfg: TrainConfig, model: nn.Module, loss_fn: nn.Module) -> list[dict[str, Any]]:
+    """What trains, in optimizer groups: everything at the learning rate, and a fine-tuned pretrained
+    backbone (``prior.``) at ``prior_lr_scale`` times it (its ``lr_scale``, applied every step)."""
+    named = [*model.named_parameters(), *(("loss." + n, p) for n, p in loss_fn.named_parameters())]
+    backbone = [p for n, p in named if p.requires_grad and n.startswith("prior.")]
+    rest = [p for n, p in named if p.requires_grad and not n.startswith("prior.")]
+    groups: list[dict[str, Any]] = [{"params": rest, "lr_scale": 1.0}]
+    if backbone:
+        groups.append({"params": backbone, "lr_scale": cfg.prior_lr_scale})
+    return groups
 
 
 def _teacher(cfg: TrainConfig, samples: list[Any], stem: Path, device: torch.device) -> torch.Tensor | None:
@@ -299,7 +312,7 @@ def _step(session: _Session, rgb: torch.Tensor, labels: torch.Tensor, index: tor
     batch = Batch(lightness, ab, labels.to(device), teacher[index].to(device) if teacher is not None else None)
     lr = cfg.lr * _lr_factor(cfg, session.progress)
     for group in session.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     with autocast:
         result = session.loss_fn(session.model, batch)

@@ -46,18 +46,26 @@ def widen(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor | None:
     return out
 
 
+def _same_stored(mine: torch.Tensor, stored: torch.Tensor) -> bool:
+    """Whether a checkpoint's tensor is ``mine`` as that checkpoint stores it (e.g. rounded to fp16)."""
+    return mine.shape == stored.shape and torch.equal(mine.to(stored.dtype), stored)
+
+
 def warm_start(model: nn.Module, source: str | Path, *, skip_prefixes: tuple[str, ...] = ("prior.",)) -> WarmStart:
     """Copy ``source``'s weights into ``model`` (in place) where they fit; see the module docstring.
 
-    ``skip_prefixes``: tensors the model brings itself (the prior family's pretrained backbone)."""
-    old = {k: v.float() if v.is_floating_point() else v for k, v in load_checkpoint(source).state_dict.items()}
+    ``skip_prefixes``: tensors the model brings itself (the prior family's pretrained backbone, exact in fp32,
+    where a shipped checkpoint holds an fp16 copy). They are kept where the source holds the same values up to
+    its storage precision, and copied where the source's differ (a fine-tuned backbone: what the source learnt)."""
+    raw = load_checkpoint(source).state_dict
+    old = {k: v.float() if v.is_floating_point() else v for k, v in raw.items()}
     target = model.state_dict()
     report = WarmStart(str(source))
     update: dict[str, torch.Tensor] = {}
     for name, tensor in target.items():
-        if name.startswith(skip_prefixes):
-            continue
         prev = old.get(name)
+        if name.startswith(skip_prefixes) and (prev is None or _same_stored(tensor, raw[name])):
+            continue
         if prev is not None and prev.shape == tensor.shape:
             update[name] = prev.to(tensor.dtype)
             report.copied.append(name)

@@ -63,6 +63,32 @@ def test_pretrained_backbone_is_loaded_and_stays_frozen() -> None:
     assert model.project[0].weight.grad is not None  # while the projection into the fusion layer trains
 
 
+def test_late_fine_tune_trains_the_last_blocks_only() -> None:
+    cfg = PRIOR_PRESETS["test"].replace(prior_train_blocks=2)
+    model = build_model("prior", cfg)
+    assert isinstance(model, PriorFusionNetwork)
+    load_pretrained_prior(model)
+    late = ("net._blocks.14.", "net._blocks.15.", "net._conv_head.", "net._bn1.")
+    trains = {n for n, p in model.prior.named_parameters() if p.requires_grad}
+    assert trains and all(n.startswith(late) for n in trains)
+    assert any(n.startswith("net._blocks.14.") for n in trains) and "net._conv_head.weight" in trains
+    before = {k: v.clone() for k, v in model.prior.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    model.train()
+    assert not model.prior.training  # batch-norm statistics stay ImageNet's
+    ab, _ = model(torch.rand(4, 1, 32, 32))
+    ab.mean().backward()
+    assert all(p.grad is None for n, p in model.prior.named_parameters() if n.startswith("net._blocks.13."))
+    optimizer.step()
+    after = model.prior.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert "net._blocks.15._project_conv.weight" in changed and "net._conv_head.weight" in changed
+    assert all(k.startswith(late) for k in changed)
+    assert not any("running" in k for k in changed)
+    with pytest.raises(ValueError, match="prior_train_blocks"):
+        PRIOR_PRESETS["test"].replace(prior_train_blocks=17)
+
+
 def test_embedding_responds_to_content() -> None:
     model = build_model("prior", PRIOR_PRESETS["test"]).eval()
     load_pretrained_prior(model)
@@ -119,6 +145,46 @@ def test_colorize_train_family_prior_and_resume(tmp_path: Path) -> None:
     for key in ("_conv_stem.weight", "_blocks.5._depthwise_conv.weight", "_bn1.running_var"):
         # The ImageNet backbone shipped inside the checkpoint, unchanged by training (fp16 export).
         assert torch.equal(ckpt.state_dict[f"prior.net.{key}"], pretrained[key].half())
+
+
+def test_colorize_train_fine_tunes_the_backbone_late(tmp_path: Path) -> None:
+    from colorize.cli import main
+    from model.training.config import TrainConfig
+    from model.training.loop import _param_groups
+    from model.training.teacher import load_teacher
+
+    root = tmp_path / "photos"
+    (root / "train" / "scene").mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(colour_photo(40, 40, seed=i)).save(root / "train" / "scene" / f"{i}.png")
+    args = ["train", "--data", str(root), "--family", "prior", "--preset", "test", "--size", "32", "--batch-size", "4"]
+    args += ["--workers", "0", "--device", "cpu", "--no-progress", "--calibrate-images", "0", "--max-steps", "2"]
+    late = ["--prior-train-blocks", "3", "--prior-lr-scale", "0.5", "--lr", "0.01"]
+    assert main([*args, "--out", str(tmp_path / "late"), *late]) == 0
+    ckpt = load_checkpoint(tmp_path / "late" / "model.safetensors")
+    assert ckpt.config.prior_train_blocks == 3
+    assert "last 3 blocks and head fine-tuned at 0.5 x the lr" in ckpt.card["recipe"]["optimizer"]
+    assert "--prior-train-blocks 3 --prior-lr-scale 0.5" in ckpt.card["command"]
+    pretrained, key15 = load_teacher().state_dict(), "_blocks.15._project_conv.weight"
+    assert not torch.equal(ckpt.state_dict["prior.net._blocks.15._project_conv.weight"], pretrained[key15].half())
+    for key in ("_blocks.12._project_conv.weight", "_blocks.15._bn2.running_mean"):
+        assert torch.equal(ckpt.state_dict[f"prior.net.{key}"], pretrained[key].half())  # frozen part, statistics
+    # A warm start from the fine-tuned network keeps its backbone, and so does one from that (frozen) run.
+    tuned = "prior.net._blocks.15._project_conv.weight"
+    source = tmp_path / "late" / "model.safetensors"
+    for run in ("next", "after"):
+        assert main([*args, "--out", str(tmp_path / run), "--init-from", str(source), "--lr", "1e-9"]) == 0
+        source = tmp_path / run / "model.safetensors"
+        assert torch.equal(load_checkpoint(source).state_dict[tuned], ckpt.state_dict[tuned])
+    # The backbone's own optimizer group, at its scale of the learning rate.
+    model = build_model("prior", ckpt.config)
+    cfg = TrainConfig(data="", out="", family="prior", prior_train_blocks=3, prior_lr_scale=0.5)
+    groups = _param_groups(cfg, model, torch.nn.Linear(1, 1))
+    assert [g["lr_scale"] for g in groups] == [1.0, 0.5]
+    tail = sum(p.numel() for p in model.prior.parameters() if p.requires_grad)
+    assert sum(p.numel() for p in groups[1]["params"]) == tail > 0
+    fusion = ["train", "--data", str(root), "--out", str(tmp_path / "f"), "--prior-train-blocks", "2"]
+    assert main(fusion) == 2  # the fusion family has no backbone to fine-tune
 
 
 def test_prior_network_exports_to_onnx(tmp_path: Path) -> None:
