@@ -22,8 +22,9 @@ class Family:
     build: Callable[[Any], nn.Module]
     presets: dict[str, Any]
     # Called on a freshly built network when a training run starts from scratch (e.g. to load pretrained
-    # weights that checkpoints then carry themselves); None: nothing to load.
-    init_pretrained: Callable[[nn.Module], None] | None = None
+    # weights that checkpoints then carry themselves), with a checkpoint to take them from instead of their
+    # usual source, or None; None: nothing to load.
+    init_pretrained: Callable[[nn.Module, str | None], None] | None = None
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -42,6 +42,10 @@ def register(sub: Any) -> None:
         type=int,
         help="prior family: fine-tune the backbone's last N of 16 blocks and its head (default: 0, frozen)",
     )
+    p.add_argument(
+        "--pretrained-from",
+        help="prior family: take the ImageNet backbone from this prior checkpoint instead of its pip package",
+    )
     p.add_argument("--prior-lr-scale", type=float, help="the fine-tuned backbone's learning rate x (default: 0.1)")
     p.add_argument("--teacher", action="store_true", help="add EfficientNet-Lite0 soft labels (fusion)")
     p.add_argument("--teacher-size", type=int, help="side of the photos the teacher sees (default: 224)")
@@ -93,6 +97,7 @@ _FIELDS = (
     "train_only",
     "prior_train_blocks",
     "prior_lr_scale",
+    "pretrained_from",
 )
 
 

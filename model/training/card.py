@@ -88,6 +88,7 @@ def reproduce_command(cfg: TrainConfig) -> str:
         "train_only": "--train-only",
         "prior_train_blocks": "--prior-train-blocks",
         "prior_lr_scale": "--prior-lr-scale",
+        "pretrained_from": "--pretrained-from",
         "seed": "--seed",
         "name": "--name",
         "data_name": "--data-name",

@@ -35,6 +35,9 @@ class TrainConfig:
     # prior_lr_scale x the learning rate; 0 keeps the backbone frozen.
     prior_train_blocks: int = 0
     prior_lr_scale: float = 0.1
+    # A checkpoint whose pretrained part (the prior's ImageNet backbone) starts the run instead of its pip
+    # package: for hosts without the package. None: the package.
+    pretrained_from: str | None = None
     teacher: bool = False  # soft ImageNet labels from EfficientNet-Lite0 as an extra global signal (fusion)
     teacher_size: int = 224  # side of the photos the teacher sees (its own resolution; less is faster)
     loss: LossOptions = field(default_factory=LossOptions)
@@ -71,6 +74,8 @@ class TrainConfig:
             raise ValueError(f"tone_jitter is a share of the inputs, in [0, 1], got {self.tone_jitter}")
         if self.prior_train_blocks and self.family != "prior":
             raise ValueError(f"prior_train_blocks needs the prior family, not {self.family}")
+        if self.pretrained_from and self.family != "prior":
+            raise ValueError(f"pretrained_from needs a family with a pretrained part (prior), not {self.family}")
         if self.prior_lr_scale <= 0:
             raise ValueError(f"prior_lr_scale must be positive, got {self.prior_lr_scale}")
         if not 0.0 <= self.source_exponent <= 1.0:

@@ -206,7 +206,7 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
     model = build_model(cfg.family, net_cfg)
     init_pretrained = get_family(cfg.family).init_pretrained
     if resumed is None and init_pretrained is not None:
-        init_pretrained(model)  # e.g. the prior family's ImageNet backbone; a resume restores its own copy
+        init_pretrained(model, cfg.pretrained_from)  # e.g. the prior's ImageNet backbone; a resume has its own
     if resumed is None and cfg.init_from:
         warm_start(model, cfg.init_from)
     if cfg.train_only:

