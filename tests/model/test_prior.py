@@ -217,7 +217,7 @@ def test_colorize_train_takes_the_backbone_from_a_checkpoint_without_the_package
     fusion_net = build_model("fusion", fusion_cfg)
     fusion = save_checkpoint(tmp_path / "f.safetensors", fusion_net, family="fusion", config=fusion_cfg)
     with pytest.raises(ValueError, match="no pretrained backbone"):
-        load_pretrained_prior(build_model("prior", cfg), str(fusion))
+        load_pretrained_prior(build_model("prior", cfg), load_checkpoint(fusion).state_dict)
 
 
 def test_prior_network_exports_to_onnx(tmp_path: Path) -> None:
