@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import io
 import json
 import os
 import random
@@ -43,6 +44,7 @@ CARRY_LIMIT_MIB = 64.0
 RETURN_LIMIT_MIB = 16.0
 HOST_WHEELS = ("safetensors", "tqdm")  # what the host's image lacks of what training imports
 HOST_PYTHON = "3.12"
+COLUMNS = ["path", "split", "label", "source"]  # the slim manifest (the pack's `origin` column stays here)
 # The recipe: the shipped network's flags (model/weights/MODEL_CARD.md) at GPU batch size, lr and warm-up.
 RECIPE = [
     "--family", "prior", "--batch-size", "256", "--lr", "0.002", "--warmup-steps", "200", "--tone-jitter", "0.5",
@@ -76,6 +78,13 @@ def read_manifest(data: Path) -> tuple[Path, list[dict[str, str]]]:
         return manifest.parent, list(csv.DictReader(f))
 
 
+def _line(row: dict[str, str]) -> str:
+    """The row's line in the slim manifest, as csv writes it."""
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore").writerow(row)
+    return buffer.getvalue()
+
+
 def pack(args: argparse.Namespace) -> dict[str, Any]:
     """Copy the training split and the missing wheels into ``args.out``; fit the whole carry under the limit."""
     root, rows = read_manifest(Path(args.data))
@@ -93,8 +102,9 @@ def pack(args: argparse.Namespace) -> dict[str, Any]:
              "manylinux2014_x86_64", "-d", str(wheels), *HOST_WHEELS],
             check=True,
         )  # fmt: skip
-    sizes = {r["path"]: (root / r["path"]).stat().st_size for r in rows}
-    fixed = (tracked_bytes(ROOT) or 0) + tree_bytes(out) + 64 * 1024 + 40 * len(rows)  # + the slim manifest
+    # Each photo costs its file and its manifest line; the header and what git tracks are paid once.
+    sizes = {r["path"]: (root / r["path"]).stat().st_size + len(_line(r)) for r in rows}
+    fixed = (tracked_bytes(ROOT) or 0) + tree_bytes(out) + len(_line(dict(zip(COLUMNS, COLUMNS, strict=True))))
     budget = int(args.budget_mib * 2**20)
     dropped: Counter[str] = Counter()
     rng = random.Random(0)
@@ -111,7 +121,7 @@ def pack(args: argparse.Namespace) -> dict[str, Any]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / r["path"], target)
     with (out / "pack" / "manifest.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "split", "label", "source"], extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     carried = (tracked_bytes(ROOT) or 0) + tree_bytes(out)
@@ -119,6 +129,7 @@ def pack(args: argparse.Namespace) -> dict[str, Any]:
         "photos": len(rows),
         "dropped": dict(dropped),
         "wheels": sorted(p.name for p in wheels.glob("*.whl")),
+        "carry_bytes": carried,
         "carry_mib": round(mib(carried), 2),
         "limit_mib": CARRY_LIMIT_MIB,
     }
