@@ -86,7 +86,7 @@ class PriorBackbone(nn.Module):
         """The embedding; with ``tuned_blocks`` N > 0 the blocks before the last N run without autograd (they
         are frozen), so training pays the backward pass of the tuned tail only."""
         net = self.net
-        frozen = len(net._blocks) - tuned_blocks if tuned_blocks else len(net._blocks)
+        frozen = len(net._blocks) - tuned_blocks
         with torch.set_grad_enabled(torch.is_grad_enabled() and not tuned_blocks):
             size = (self.size, self.size)
             x = F.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=True)
@@ -174,8 +174,8 @@ def load_pretrained_prior(model: nn.Module, source: dict[str, Tensor] | None = N
         state = {k: v for k, v in load_teacher().state_dict().items() if not k.startswith("_fc.")}
     else:
         prefix = "prior.net."
-        state = {k[len(prefix) :]: v.float() if v.is_floating_point() else v for k, v in source.items()}
-        state = {k: v for k, v in state.items() if f"{prefix}{k}" in source}
+        backbone = {k[len(prefix) :]: v for k, v in source.items() if k.startswith(prefix)}
+        state = {k: v.float() if v.is_floating_point() else v for k, v in backbone.items()}
         if not state:
             raise ValueError("no pretrained backbone (prior.net.*) in the checkpoint given")
     model.prior.net.load_state_dict(state, strict=True)  # type: ignore[union-attr]
