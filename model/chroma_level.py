@@ -110,9 +110,14 @@ def fit_level(features: np.ndarray, truth_chroma: np.ndarray, ridge: float = 10.
         )
     if len(features) < 2 * len(FEATURES):
         raise ValueError(f"need at least {2 * len(FEATURES)} photos to fit the chroma level, got {len(features)}")
-    target = level_target(features, truth_chroma)
-    mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
-    design = np.c_[(features - mean) / std, np.ones(len(features))]
+    return ridge_fit(features, level_target(features, truth_chroma), ridge)
+
+
+def ridge_fit(x: np.ndarray, target: np.ndarray, ridge: float) -> tuple[np.ndarray, float]:
+    """Ridge regression of ``target`` ``(N,)`` on the standardised columns of ``x`` ``(N, K)``, the intercept not
+    shrunk; returns ``(coef, bias)`` in ``x``'s own units (``x @ coef + bias`` predicts ``target``)."""
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    design = np.c_[(x - mean) / std, np.ones(len(x))]
     penalty = ridge * np.eye(design.shape[1])
     penalty[-1, -1] = 0.0  # the intercept is not shrunk
     w = np.linalg.solve(design.T @ design + penalty, design.T @ target)
