@@ -29,6 +29,11 @@ def register(sub: Any) -> None:
         type=float,
         help="draw each source in proportion to (its photos) ** E: 1 every photo alike (default), 0 every source",
     )
+    p.add_argument(
+        "--chroma-exponent",
+        type=float,
+        help="also draw each photo in proportion to (its mean chroma + 1) ** E, vivid photos more often (default: 0)",
+    )
     p.add_argument("--confidence", type=float, help="add a confidence head of this strength (default: none)")
     p.add_argument(
         "--distribution", type=float, help="add an a*b* distribution head blended in this strongly (default: none)"
@@ -92,6 +97,7 @@ _FIELDS = (
     "init_from",
     "tone_jitter",
     "source_exponent",
+    "chroma_exponent",
     "confidence",
     "distribution",
     "train_only",

@@ -36,6 +36,8 @@ def augmentation_text(cfg: TrainConfig) -> str:
         text = f"{text}; {ToneJitter(cfg.tone_jitter).describe()}"
     if cfg.source_exponent != 1.0:
         text = f"{text}; each source drawn in proportion to (its photos) ** {cfg.source_exponent:g}"
+    if cfg.chroma_exponent:
+        text = f"{text}; each photo drawn in proportion to (its mean chroma + 1) ** {cfg.chroma_exponent:g}"
     return text
 
 
@@ -83,6 +85,7 @@ def reproduce_command(cfg: TrainConfig) -> str:
         "init_from": "--init-from",
         "tone_jitter": "--tone-jitter",
         "source_exponent": "--source-exponent",
+        "chroma_exponent": "--chroma-exponent",
         "confidence": "--confidence",
         "distribution": "--distribution",
         "train_only": "--train-only",

@@ -8,6 +8,8 @@ from typing import Any
 
 from model.training.losses import LossOptions
 
+MAX_CHROMA_EXPONENT = 4.0  # TrainConfig.chroma_exponent: at 4 a photo twice as colourful is drawn 16x as often
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -28,6 +30,9 @@ class TrainConfig:
     # How photos are drawn: each with probability proportional to (photos of its source) ** (exponent - 1).
     # 1: every photo equally often (a large source dominates); 0: every source equally often; 0.5 between.
     source_exponent: float = 1.0
+    # > 0: each photo is also drawn in proportion to (its mean chroma + 1) ** exponent, so vivid photos come up
+    # more often (the loop measures every photo's chroma once, at the start); 0: chroma plays no part.
+    chroma_exponent: float = 0.0
     confidence: float = 0.0  # > 0: the network gets a confidence head of this strength (FusionConfig.confidence)
     distribution: float = 0.0  # > 0: an a*b* distribution head blended this strongly (FusionConfig.distribution)
     train_only: str | None = None  # train only parameters under this prefix (e.g. colorization.confidence)
@@ -80,6 +85,11 @@ class TrainConfig:
             raise ValueError(f"prior_lr_scale must be positive, got {self.prior_lr_scale}")
         if not 0.0 <= self.source_exponent <= 1.0:
             raise ValueError(f"source_exponent must be in [0, 1] (1: every photo alike), got {self.source_exponent}")
+        if not 0.0 <= self.chroma_exponent <= MAX_CHROMA_EXPONENT:
+            raise ValueError(
+                f"chroma_exponent must be in [0, {MAX_CHROMA_EXPONENT:g}] (0: chroma plays no part), "
+                f"got {self.chroma_exponent}"
+            )
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

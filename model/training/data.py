@@ -128,6 +128,26 @@ def source_weights(samples: Sequence[Sample], exponent: float) -> list[float]:
     return [counts[s.source] ** (exponent - 1.0) for s in samples]
 
 
+def chroma_weights(samples: Sequence[Sample], exponent: float, side: int = 64) -> list[float]:
+    """Sampling weight of each photo: ``(its mean chroma + 1) ** exponent`` (mean |a*b*| of the photo made at
+    most ``side`` pixels on its longer side), so the more colourful photos are drawn more often; an unreadable
+    photo gets the median weight (the dataset replaces it when drawn)."""
+    from model.color import srgb8_to_ab
+
+    chroma: list[float | None] = []
+    for sample in samples:
+        try:
+            image = open_rgb(sample.path)
+        except (OSError, UnidentifiedImageError, ValueError):
+            chroma.append(None)
+            continue
+        image.thumbnail((side, side), Image.Resampling.BILINEAR)
+        chroma.append(float(np.hypot(*srgb8_to_ab(np.asarray(image), torch.float32)).mean()))
+    known = [c for c in chroma if c is not None]
+    fallback = float(np.median(known)) if known else 0.0
+    return [((fallback if c is None else c) + 1.0) ** exponent for c in chroma]
+
+
 def random_crop(image: Image.Image, size: int, rng: random.Random, min_scale: float = 0.5) -> Image.Image:
     """A random square crop covering ``min_scale``..1 of the shorter side, resized to ``size``, flipped half
     the time."""

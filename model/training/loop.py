@@ -34,7 +34,7 @@ from model.quantize import ABQuantizer
 from model.training.augment import ToneJitter
 from model.training.card import build_card, card_markdown
 from model.training.config import TrainConfig
-from model.training.data import DataSource, PhotoDataset, lab_batch, load_source, source_weights
+from model.training.data import DataSource, PhotoDataset, chroma_weights, lab_batch, load_source, source_weights
 from model.training.losses import Batch, FamilyLoss, build_loss
 from model.training.state import TrainingProgress, load_state, save_state
 from model.training.stats import DataStats, compute_stats
@@ -290,8 +290,13 @@ def _loader(session: _Session) -> DataLoader:
     cfg = session.cfg
     dataset = PhotoDataset(session.samples, cfg.size, session.class_names, augment=True)
     sampler = None
-    if cfg.source_exponent != 1.0:  # sources re-weighted; an epoch still draws len(dataset) photos
+    if cfg.source_exponent != 1.0 or cfg.chroma_exponent:  # re-weighted; an epoch still draws len(dataset) photos
         weights = source_weights(session.samples, cfg.source_exponent)
+        if cfg.chroma_exponent:
+            start = time.perf_counter()
+            vivid = chroma_weights(session.samples, cfg.chroma_exponent)
+            weights = [w * v for w, v in zip(weights, vivid, strict=True)]
+            log.info("photos weighted by chroma ** %g in %.0f s", cfg.chroma_exponent, time.perf_counter() - start)
         sampler = WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True)
     return DataLoader(
         dataset,

@@ -18,7 +18,15 @@ from model.checkpoint import load_checkpoint
 from model.color import normalize_ab
 from model.training import TrainConfig
 from model.training.card import augmentation_text, reproduce_command
-from model.training.data import PhotoDataset, Sample, lab_batch, load_source, random_crop, source_weights
+from model.training.data import (
+    PhotoDataset,
+    Sample,
+    chroma_weights,
+    lab_batch,
+    load_source,
+    random_crop,
+    source_weights,
+)
 from model.training.loop import _loader
 from model.training.state import load_state
 from tests.imagegen import colour_photo, gradient
@@ -119,6 +127,46 @@ def test_loader_draws_sources_by_exponent(tmp_path: Path) -> None:
     text = augmentation_text(TrainConfig(data="d", out="o", source_exponent=0.5))
     assert text.endswith("each source drawn in proportion to (its photos) ** 0.5")
     assert "--source-exponent 0.5" in reproduce_command(TrainConfig(data="d", out="o", source_exponent=0.5))
+
+
+def _tinted(path: Path, rgb: tuple[int, int, int]) -> Path:
+    Image.new("RGB", (24, 16), rgb).save(path)
+    return path
+
+
+def test_chroma_weights_draw_vivid_photos_more_often(tmp_path: Path) -> None:
+    """A grey, a pale and a saturated photo, and one that cannot be read."""
+    paths = [
+        _tinted(tmp_path / "grey.png", (128, 128, 128)),
+        _tinted(tmp_path / "pale.png", (150, 128, 110)),
+        _tinted(tmp_path / "red.png", (200, 40, 40)),
+        tmp_path / "broken.png",
+    ]
+    paths[3].write_bytes(b"not an image")
+    samples = [Sample(p, "train", "", "") for p in paths]
+    grey, pale, red, broken = chroma_weights(samples, 1.0)
+    assert grey == pytest.approx(1.0, abs=0.05)  # chroma 0: (0 + 1) ** 1
+    assert 1.0 < pale < red
+    assert red == pytest.approx(chroma_weights(samples[2:3], 1.0)[0])  # each photo on its own
+    assert broken == pytest.approx(pale)  # the median of the readable ones
+    assert chroma_weights(samples, 2.0)[2] == pytest.approx(red**2)
+    assert chroma_weights(samples, 0.0) == [1.0, 1.0, 1.0, 1.0]
+
+    cfg = TrainConfig(data="d", out="o", batch_size=2, workers=0, chroma_exponent=1.0)
+    session = SimpleNamespace(cfg=cfg, samples=samples[:3], class_names=(), device=torch.device("cpu"))
+    loader = _loader(session)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    drawn = [i for _ in range(300) for i in loader.sampler]
+    assert len(drawn) == 300 * 3
+    share = [drawn.count(i) / len(drawn) for i in range(3)]
+    assert share == pytest.approx(
+        [grey / (grey + pale + red), pale / (grey + pale + red), red / (grey + pale + red)], abs=0.03
+    )
+    with pytest.raises(ValueError, match="chroma_exponent"):
+        TrainConfig(data="d", out="o", chroma_exponent=-1.0)
+    text = augmentation_text(TrainConfig(data="d", out="o", chroma_exponent=1.5))
+    assert text.endswith("each photo drawn in proportion to (its mean chroma + 1) ** 1.5")
+    assert "--chroma-exponent 1.5" in reproduce_command(TrainConfig(data="d", out="o", chroma_exponent=1.5))
 
 
 def test_lab_batch_of_grey_is_neutral() -> None:
